@@ -52,6 +52,6 @@ kernel_tree() {
 }
 
 kmake() {
-	make LLVM=$LLVM_SUFFIX CC="ccache clang$LLVM_SUFFIX" HOSTCC="ccache clang$LLVM_SUFFIX" \
+	make LLVM=$LLVM_SUFFIX CC="ccache clang$LLVM_SUFFIX" \
 		-j"$JOBS" "$@"
 }

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Guest side of the ABI conformance suite: guest/ima-abi.c (built on the
+# host into RESULTS_DIR by scripts/e2e) runs every syscall-level case, then evmctl and the replay
+# check that everything the suite saved ++ the live lists reproduce PCR 10.
+#   conformance.sh RESULTS_DIR PATH [ima-abi options...]
+RESULTS=$1
+KPATH=$2
+shift 2
+source "$(dirname "$0")/lib.sh"
+exec > >(tee "$RESULTS/guest.log") 2>&1
+
+ABI=$RESULTS/ima-abi
+flush=n
+grep -qw ima_flush_htable /proc/cmdline && flush=y
+staging=y
+[ -e $IMA/binary_runtime_measurements_staged ] || staging=n
+
+warm_up
+"$ABI" --help >/dev/null 2>&1 || true
+mkdir -p "$RESULTS/scratch"
+echo "INFO path=$KPATH staging=$staging flush=$flush kernel=$(uname -r)"
+rc=0
+"$ABI" --scratch "$RESULTS/scratch" --staging=$staging --flush=$flush \
+	--save "$SCRATCH/archive" "$@" | tee "$SCRATCH/abi.out" || rc=$?
+snapshot_current
+abi_line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$SCRATCH/abi.out" | tail -n 1)
+NPASS=$(awk '{ print $1 }' <<<"$abi_line")
+NFAIL=$(awk '{ print $3 }' <<<"$abi_line")
+[ -n "$abi_line" ] || NFAIL=1
+
+check archive_replays "everything the suite deleted ++ the live lists replays to PCR 10" \
+	validate_both "$SCRATCH/archive" "$SCRATCH/archive.sha256"
+[ "$rc" -eq 0 ] || [ "$NFAIL" -gt 0 ] || NFAIL=1
+finish
