@@ -4,35 +4,214 @@
 //!
 //! Selected with `CONFIG_IMA_STAGING_RUST`. The C side of IMA keeps the LSM
 //! hooks, template formatting, the TPM extend and securityfs; it calls into
-//! this crate through the `extern "C"` functions declared in `ima.h`.
+//! this crate through the `extern "C"` functions below, declared in `ima.h`.
+//! Each of them is a thin edge over the safe code of the submodules.
 
+use core::ptr::NonNull;
 use kernel::prelude::*;
-use kernel::sync::atomic::{Atomic, Relaxed};
+
+// The crate root sits among IMA's C files; its modules live in ima_rs/.
+#[path = "ima_rs/entry.rs"]
+mod entry;
+#[path = "ima_rs/list.rs"]
+mod list;
+#[path = "ima_rs/queue.rs"]
+mod queue;
+#[path = "ima_rs/table.rs"]
+mod table;
+
+pub use entry::TemplateEntry;
+use queue::AddError;
+
+extern "C" {
+    /// Extends the record's PCR in the TPM (`ima_queue.c`); a violation
+    /// extends the invalidating all-ones digest instead.
+    fn ima_rs_pcr_extend(entry: *mut TemplateEntry, violation: bool) -> c_int;
+}
 
 /// Prefix of this crate's log messages, as `pr_fmt` gives the C files.
 const __LOG_PREFIX: &[u8] = b"ima\0";
 
-/// Set once [`ima_rs_init`] has run.
-static INITIALISED: Atomic<bool> = Atomic::new(false);
+/// The C `enum binary_lists`.
+const BINARY: u32 = 0;
+const BINARY_STAGED: u32 = 1;
+const BINARY_FULL: u32 = 2;
 
-/// Sets up the Rust side of IMA. Called once from `ima_init()`, before the
-/// first measurement is recorded.
+/// Sets up the queue. Called once from `ima_init()`, before the first
+/// record is added or restored.
 ///
-/// Returns 0 (the C convention for success).
+/// Returns 0 or a negative errno.
 #[no_mangle]
 pub extern "C" fn ima_rs_init() -> c_int {
-    INITIALISED.store(true, Relaxed);
-    pr_info!("Rust measurement list selected\n");
-    0
+    match queue::init() {
+        Ok(()) => {
+            pr_info!("Rust measurement list selected\n");
+            0
+        }
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// Adds a measurement record and extends its PCR; see [`queue::State::add`].
+///
+/// Returns 0 with the TPM's result in `*tpm_result`, or `-ENODEV`
+/// (measurement suspended), `-EEXIST` (known digest) or `-ENOMEM`, in which
+/// cases the caller still owns `entry`.
+///
+/// # Safety
+///
+/// `entry` must be a valid entry allocated by IMA and owned by the caller,
+/// and `tpm_result` must be valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn ima_rs_add_entry(
+    entry: *mut TemplateEntry,
+    violation: bool,
+    use_table: bool,
+    tpm_result: *mut c_int,
+) -> c_int {
+    let (Some(state), Some(entry)) = (queue::state(), NonNull::new(entry)) else {
+        return ENODEV.to_errno();
+    };
+    // SAFETY: The record is in the current list, which no one can cut
+    // while `add` holds the extend lock.
+    let extend = || unsafe { ima_rs_pcr_extend(entry.as_ptr(), violation) };
+    // SAFETY: The caller passes a valid entry that it owns.
+    match unsafe { state.add(entry, violation, use_table, extend) } {
+        Ok(tpm) => {
+            // SAFETY: The caller passes a pointer valid for writes.
+            unsafe { tpm_result.write(tpm) };
+            0
+        }
+        Err(AddError::Suspended) => ENODEV.to_errno(),
+        Err(AddError::Duplicate) => EEXIST.to_errno(),
+        Err(AddError::NoMemory) => ENOMEM.to_errno(),
+    }
+}
+
+/// Appends a record restored from the previous kernel's kexec buffer.
+///
+/// Returns 0, or a negative errno and the caller still owns `entry`.
+///
+/// # Safety
+///
+/// `entry` must be a valid entry allocated by IMA and owned by the caller.
+#[no_mangle]
+pub unsafe extern "C" fn ima_rs_restore_entry(entry: *mut TemplateEntry) -> c_int {
+    let (Some(state), Some(entry)) = (queue::state(), NonNull::new(entry)) else {
+        return ENODEV.to_errno();
+    };
+    // SAFETY: The caller passes a valid entry that it owns.
+    errno(unsafe { state.restore(entry) })
+}
+
+/// Records in one of the C `enum binary_lists`: the current list, the
+/// staged list, or every record since boot.
+#[no_mangle]
+pub extern "C" fn ima_rs_num_records(list: u32) -> c_long {
+    let Some(state) = queue::state() else {
+        return 0;
+    };
+    let n = match list {
+        BINARY => state.current().len(),
+        BINARY_STAGED => state.staged().len(),
+        BINARY_FULL => state.since_boot().0,
+        _ => 0,
+    };
+    c_long::try_from(n).unwrap_or(c_long::MAX)
+}
+
+/// Bytes the records of one of the C `enum binary_lists` take in the binary
+/// format (without the kexec header).
+#[no_mangle]
+pub extern "C" fn ima_rs_binary_size(list: u32) -> c_ulong {
+    let Some(state) = queue::state() else {
+        return 0;
+    };
+    let size = match list {
+        BINARY => state.current().binary_size(),
+        BINARY_STAGED => state.staged().binary_size(),
+        BINARY_FULL => state.since_boot().1,
+        _ => 0,
+    };
+    c_ulong::try_from(size).unwrap_or(c_ulong::MAX)
+}
+
+/// The record at position `pos` of the current (or staged) list, for the
+/// seq_file readers, or NULL past the end.
+#[no_mangle]
+pub extern "C" fn ima_rs_measurement(staged: bool, pos: i64) -> *mut TemplateEntry {
+    let (Some(state), Ok(pos)) = (queue::state(), usize::try_from(pos)) else {
+        return core::ptr::null_mut();
+    };
+    let list = if staged {
+        state.staged()
+    } else {
+        state.current()
+    };
+    list.get(pos).unwrap_or(core::ptr::null_mut())
+}
+
+/// Turns a result into 0 or a negative errno.
+fn errno(result: Result) -> c_int {
+    match result {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// Stages the whole current list (`A`): 0, `-EEXIST` (something is
+/// staged), `-ENOENT` (nothing to stage) or `-EACCES` (suspended).
+#[no_mangle]
+pub extern "C" fn ima_rs_stage() -> c_int {
+    queue::state().map_or(ENODEV.to_errno(), |state| errno(state.stage()))
+}
+
+/// Deletes every staged record (`D`), replacing the digest table too with
+/// `flush`: 0, `-ENOENT` (nothing staged) or `-ESTALE` (suspended).
+#[no_mangle]
+pub extern "C" fn ima_rs_delete_staged(flush: bool) -> c_int {
+    queue::state().map_or(ENODEV.to_errno(), |state| errno(state.delete_staged(flush)))
+}
+
+/// Deletes the first `n` current records (`N`): 0, `-ENOENT` (fewer than
+/// `n`, nothing deleted) or `-ESTALE` (suspended).
+#[no_mangle]
+pub extern "C" fn ima_rs_delete_front(n: c_ulong) -> c_int {
+    let (Some(state), Ok(n)) = (queue::state(), usize::try_from(n)) else {
+        return ENOENT.to_errno();
+    };
+    errno(state.delete_current_front(n))
+}
+
+/// Suspends measurement: no record is added or removed afterwards.
+#[no_mangle]
+pub extern "C" fn ima_rs_suspend() {
+    if let Some(state) = queue::state() {
+        state.suspend();
+    }
+}
+
+/// Counts a violation.
+#[no_mangle]
+pub extern "C" fn ima_rs_add_violation() {
+    if let Some(state) = queue::state() {
+        state.add_violation();
+    }
+}
+
+/// Violations since boot.
+#[no_mangle]
+pub extern "C" fn ima_rs_violations() -> c_long {
+    queue::state().map_or(0, |state| state.violations() as c_long)
 }
 
 #[kunit_tests(ima_rs)]
 mod tests {
     use super::*;
 
-    /// IMA initialises before KUnit runs, so the C call has happened.
+    /// IMA initialises before KUnit runs: the C side set the queue up.
     #[test]
-    fn init_called_from_c() {
-        assert!(INITIALISED.load(Relaxed));
+    fn initialised_from_c() {
+        assert!(queue::state().is_some());
     }
 }

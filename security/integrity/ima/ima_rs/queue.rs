@@ -1,0 +1,478 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The measurement queue: the current and staged record lists, the digest
+//! table and the counters, and the extend lock that orders every change to
+//! them with the TPM extend.
+
+use crate::{
+    entry::{Record, TemplateEntry},
+    list::RecordList,
+    table::{DigestTable, Slot},
+};
+use core::ptr::NonNull;
+use kernel::{
+    new_mutex,
+    prelude::*,
+    sync::{
+        atomic::{Acquire, Atomic, Relaxed, Release},
+        Mutex, SetOnce,
+    },
+    try_pin_init,
+};
+
+/// What the extend lock protects besides the lists' own counters.
+struct Queue {
+    table: DigestTable,
+    /// Set once measurement is suspended for a reboot or kexec.
+    suspended: bool,
+}
+
+/// Everything the queue owns, allocated once by [`init`] and never freed.
+///
+/// # Invariants
+///
+/// `lists[current]` is the current list and the other one the staged list;
+/// `current`, like the lists' positions, changes only under `queue`'s lock.
+#[pin_data]
+pub(crate) struct State {
+    #[pin]
+    queue: Mutex<Queue>,
+    #[pin]
+    first: RecordList,
+    #[pin]
+    second: RecordList,
+    current: Atomic<usize>,
+    /// Records added since boot, restored ones included, deleted ones too.
+    records_since_boot: Atomic<usize>,
+    /// Their size in the binary format.
+    size_since_boot: Atomic<usize>,
+    violations: Atomic<isize>,
+}
+
+static STATE: SetOnce<&'static State> = SetOnce::new();
+
+/// Allocates the queue; called once, from `ima_init()`.
+pub(crate) fn init() -> Result {
+    let state = KBox::pin_init(State::new(), GFP_KERNEL)?;
+    // SAFETY: The state is leaked below, so it is never moved (nor freed).
+    let state = KBox::leak(unsafe { Pin::into_inner_unchecked(state) });
+    if !STATE.populate(state) {
+        return Err(EBUSY);
+    }
+    Ok(())
+}
+
+/// The queue, once [`init`] has succeeded (IMA does not run without it).
+pub(crate) fn state() -> Option<&'static State> {
+    STATE.copy()
+}
+
+/// Why a record was not added.
+pub(crate) enum AddError {
+    /// Measurement is suspended (`-ENODEV`).
+    Suspended,
+    /// The digest is known for this PCR (`-EEXIST`).
+    Duplicate,
+    /// No memory (`-ENOMEM`).
+    NoMemory,
+}
+
+impl State {
+    /// An empty queue: IMA's own is made once by [`init`], tests make
+    /// their own.
+    pub(crate) fn new() -> impl PinInit<Self, Error> {
+        try_pin_init!(State {
+            queue <- new_mutex!(Queue {
+                table: DigestTable::new(),
+                suspended: false,
+            }),
+            first <- RecordList::new(),
+            second <- RecordList::new(),
+            current: Atomic::new(0),
+            records_since_boot: Atomic::new(0),
+            size_since_boot: Atomic::new(0),
+            violations: Atomic::new(0),
+        }? Error)
+    }
+
+    fn list(&self, index: usize) -> &RecordList {
+        if index == 0 {
+            &self.first
+        } else {
+            &self.second
+        }
+    }
+
+    /// The list new records go to.
+    pub(crate) fn current(&self) -> &RecordList {
+        self.list(self.current.load(Acquire))
+    }
+
+    /// The list of staged records (empty when nothing is staged).
+    pub(crate) fn staged(&self) -> &RecordList {
+        self.list(1 - self.current.load(Acquire))
+    }
+
+    /// Adds `entry` to the current list and extends its PCR, atomically
+    /// with respect to every other change of the queue. Unless it is a
+    /// violation or `use_table` is off (`CONFIG_IMA_DISABLE_HTABLE`), a
+    /// record whose digest is known for its PCR is refused.
+    ///
+    /// `extend` extends the PCR (the TPM's result is returned: the record
+    /// stays even if the extend failed, as in C). On success the list owns
+    /// `entry`; on failure the caller keeps it.
+    ///
+    /// # Safety
+    ///
+    /// `entry` must be a valid entry allocated by IMA and owned by the
+    /// caller.
+    pub(crate) unsafe fn add(
+        &self,
+        entry: NonNull<TemplateEntry>,
+        violation: bool,
+        use_table: bool,
+        extend: impl FnOnce() -> c_int,
+    ) -> Result<c_int, AddError> {
+        let mut queue = self.queue.lock();
+        if queue.suspended {
+            return Err(AddError::Suspended);
+        }
+        // SAFETY: The caller passes a valid entry.
+        let (pcr, digest) = unsafe { (entry.as_ref().pcr(), entry.as_ref().digest()) };
+        let slot = if use_table {
+            if !violation && queue.table.contains(pcr, digest) {
+                return Err(AddError::Duplicate);
+            }
+            Some(Slot::new().map_err(|_| AddError::NoMemory)?)
+        } else {
+            None
+        };
+        // SAFETY: The caller passes a valid entry and its ownership, which
+        // goes back to it through `into_raw` if the append fails.
+        let record = unsafe { Record::from_raw(entry) };
+        let size = record.binary_size();
+        if let Err((_, record)) = self.current().push(record) {
+            record.into_raw();
+            return Err(AddError::NoMemory);
+        }
+        if let Some(slot) = slot {
+            queue.table.insert(slot, pcr, digest);
+        }
+        self.count_since_boot(size);
+        Ok(extend())
+    }
+
+    /// Appends a record carried over by kexec to the current list. Restored
+    /// records are not entered in the digest table.
+    ///
+    /// # Safety
+    ///
+    /// As for [`State::add`].
+    pub(crate) unsafe fn restore(&self, entry: NonNull<TemplateEntry>) -> Result {
+        let _queue = self.queue.lock();
+        // SAFETY: As in `add`.
+        let record = unsafe { Record::from_raw(entry) };
+        let size = record.binary_size();
+        self.current().push(record).map_err(|(e, record)| {
+            record.into_raw();
+            e
+        })?;
+        self.count_since_boot(size);
+        Ok(())
+    }
+
+    /// Stages the whole current list (`A`) in O(1): the current list
+    /// becomes the staged one and the empty staged list the current one.
+    pub(crate) fn stage(&self) -> Result {
+        let queue = self.queue.lock();
+        if !self.staged().is_empty() {
+            return Err(EEXIST);
+        }
+        if self.current().is_empty() {
+            return Err(ENOENT);
+        }
+        if queue.suspended {
+            return Err(EACCES);
+        }
+        // INVARIANT: `current` changes under the lock.
+        self.current.store(1 - self.current.load(Relaxed), Release);
+        Ok(())
+    }
+
+    /// Deletes every staged record (`D`): cut in O(1) under the extend
+    /// lock, freed after it. With `flush` the digest table is replaced by an
+    /// empty one as well, so that deleted events can be recorded again.
+    pub(crate) fn delete_staged(&self, flush: bool) -> Result {
+        let mut queue = self.queue.lock();
+        let staged = self.staged();
+        if staged.is_empty() {
+            return Err(ENOENT);
+        }
+        if queue.suspended {
+            return Err(ESTALE);
+        }
+        let positions = staged.cut_all();
+        let old_table = flush.then(|| core::mem::replace(&mut queue.table, DigestTable::new()));
+        drop(queue);
+        drop(old_table);
+        staged.free(positions);
+        Ok(())
+    }
+
+    /// Deletes the first `n` records of the current list (`N`), or none
+    /// if it holds fewer (`ENOENT`).
+    ///
+    /// The cut point is found without the extend lock (only appends can
+    /// happen meanwhile: the caller is the single writer, the only one who
+    /// stages or deletes); the cut itself is O(1) under it.
+    pub(crate) fn delete_current_front(&self, n: usize) -> Result {
+        let current = self.current();
+        let size = current.front_size(n).ok_or(ENOENT)?;
+        let queue = self.queue.lock();
+        if queue.suspended {
+            return Err(ESTALE);
+        }
+        let positions = current.cut_front(n, size);
+        drop(queue);
+        current.free(positions);
+        Ok(())
+    }
+
+    fn count_since_boot(&self, size: usize) {
+        self.records_since_boot.add(1, Relaxed);
+        let total = self.size_since_boot.load(Relaxed).saturating_add(size);
+        self.size_since_boot.store(total, Relaxed);
+    }
+
+    /// Records since boot, and their binary size.
+    pub(crate) fn since_boot(&self) -> (usize, usize) {
+        let _queue = self.queue.lock();
+        (
+            self.records_since_boot.load(Relaxed),
+            self.size_since_boot.load(Relaxed),
+        )
+    }
+
+    /// Stops every further change of the queue (reboot, kexec).
+    pub(crate) fn suspend(&self) {
+        self.queue.lock().suspended = true;
+    }
+
+    /// Counts a violation; the counter never goes down.
+    pub(crate) fn add_violation(&self) {
+        self.violations.add(1, Relaxed);
+    }
+
+    /// Violations since boot.
+    pub(crate) fn violations(&self) -> isize {
+        self.violations.load(Relaxed)
+    }
+}
+
+#[kunit_tests(ima_rs_queue)]
+mod tests {
+    use super::*;
+    use crate::entry::Record;
+
+    extern "C" {
+        /// A record for these tests (`ima_queue.c`): `fill` in every digest
+        /// byte, `data_len` bytes of template data, IMA's current template.
+        fn ima_rs_test_entry(pcr: u32, fill: u8, data_len: u32) -> *mut TemplateEntry;
+    }
+
+    /// Binary size of a test record without its data: PCR, SHA-1 digest,
+    /// name length, "ima-ng", data length.
+    const BASE: usize = 4 + 20 + 4 + 6 + 4;
+
+    fn entry(pcr: u32, fill: u8, data_len: u32) -> Result<NonNull<TemplateEntry>> {
+        // SAFETY: The helper has no precondition.
+        NonNull::new(unsafe { ima_rs_test_entry(pcr, fill, data_len) }).ok_or(ENOMEM)
+    }
+
+    fn new_state() -> Result<Pin<KBox<State>>> {
+        KBox::pin_init(State::new(), GFP_KERNEL)
+    }
+
+    /// Adds a fresh record; `Ok(true)` if it was added, `Ok(false)` if it
+    /// was refused as a duplicate (and freed here).
+    fn add(state: &State, pcr: u32, fill: u8, violation: bool) -> Result<bool> {
+        let e = entry(pcr, fill, 10)?;
+        // SAFETY: `e` is a fresh entry that this test owns.
+        match unsafe { state.add(e, violation, true, || 0) } {
+            Ok(_) => Ok(true),
+            Err(AddError::Duplicate) => {
+                // SAFETY: A refused entry stays ours.
+                drop(unsafe { Record::from_raw(e) });
+                Ok(false)
+            }
+            Err(_) => Err(EINVAL),
+        }
+    }
+
+    /// The digest fill bytes of a list's records, in order.
+    fn fills(list: &RecordList) -> Result<KVec<u8>> {
+        let mut v = KVec::new();
+        list.for_each(|e| {
+            v.push(e.digest()[0], GFP_KERNEL)?;
+            Ok(())
+        })?;
+        Ok(v)
+    }
+
+    #[test]
+    fn add_iterate_count() -> Result {
+        let state = new_state()?;
+        let mut extends = 0;
+        for fill in 1..=3u8 {
+            let e = entry(10, fill, u32::from(fill))?;
+            // SAFETY: `e` is a fresh entry that this test owns.
+            let r = unsafe {
+                state.add(e, false, true, || {
+                    extends += 1;
+                    0
+                })
+            };
+            assert!(r.is_ok());
+        }
+        assert_eq!(extends, 3);
+        assert_eq!(state.current().len(), 3);
+        assert_eq!(&fills(state.current())?[..], &[1, 2, 3]);
+        assert!(state.current().get(3).is_none());
+        assert_eq!(state.current().binary_size(), 3 * BASE + 6);
+        assert_eq!(state.since_boot(), (3, 3 * BASE + 6));
+        assert!(state.staged().is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn duplicates_per_pcr() -> Result {
+        let state = new_state()?;
+        assert!(add(&state, 10, 1, false)?);
+        assert!(!add(&state, 10, 1, false)?);
+        assert!(add(&state, 11, 1, false)?);
+        // A violation is recorded whatever the table says.
+        assert!(add(&state, 10, 1, true)?);
+        assert_eq!(state.current().len(), 3);
+        assert_eq!(state.since_boot().0, 3);
+        Ok(())
+    }
+
+    #[test]
+    fn restored_records_not_in_table() -> Result {
+        let state = new_state()?;
+        let e = entry(10, 7, 10)?;
+        // SAFETY: `e` is a fresh entry that this test owns.
+        unsafe { state.restore(e)? };
+        assert!(add(&state, 10, 7, false)?);
+        assert!(!add(&state, 10, 7, false)?);
+        assert_eq!(state.current().len(), 2);
+        assert_eq!(state.current().binary_size(), 2 * (BASE + 10));
+        Ok(())
+    }
+
+    #[test]
+    fn delete_first_n() -> Result {
+        let state = new_state()?;
+        for fill in 1..=6u8 {
+            assert!(add(&state, 10, fill, false)?);
+        }
+        let size = BASE + 10;
+        assert_eq!(state.delete_current_front(0), Ok(()));
+        assert_eq!(&fills(state.current())?[..], &[1, 2, 3, 4, 5, 6]);
+        assert_eq!(state.delete_current_front(1), Ok(()));
+        assert_eq!(&fills(state.current())?[..], &[2, 3, 4, 5, 6]);
+        assert_eq!(state.current().binary_size(), 5 * size);
+        assert_eq!(state.delete_current_front(2), Ok(()));
+        assert_eq!(&fills(state.current())?[..], &[4, 5, 6]);
+        assert_eq!(state.current().binary_size(), 3 * size);
+        assert_eq!(state.delete_current_front(4), Err(ENOENT));
+        assert_eq!(&fills(state.current())?[..], &[4, 5, 6]);
+        assert_eq!(state.delete_current_front(3), Ok(()));
+        assert!(state.current().is_empty());
+        assert_eq!(state.current().binary_size(), 0);
+        // Deleted digests stay known; new records go on after the cut.
+        assert!(!add(&state, 10, 1, false)?);
+        assert!(add(&state, 10, 9, false)?);
+        assert_eq!(&fills(state.current())?[..], &[9]);
+        assert_eq!(state.since_boot(), (7, 7 * size));
+        Ok(())
+    }
+
+    #[test]
+    fn stage_and_delete() -> Result {
+        let state = new_state()?;
+        assert_eq!(state.stage(), Err(ENOENT));
+        assert_eq!(state.delete_staged(false), Err(ENOENT));
+        for fill in 1..=3u8 {
+            assert!(add(&state, 10, fill, false)?);
+        }
+        assert_eq!(state.stage(), Ok(()));
+        assert!(state.current().is_empty());
+        assert_eq!(state.current().binary_size(), 0);
+        assert_eq!(state.staged().binary_size(), 3 * (BASE + 10));
+        assert!(add(&state, 10, 4, false)?);
+        assert!(add(&state, 10, 5, false)?);
+        // Staged records come before the current ones.
+        assert_eq!(&fills(state.staged())?[..], &[1, 2, 3]);
+        assert_eq!(&fills(state.current())?[..], &[4, 5]);
+        assert_eq!(state.stage(), Err(EEXIST));
+        assert_eq!(state.delete_staged(false), Ok(()));
+        assert!(state.staged().is_empty());
+        assert_eq!(state.staged().binary_size(), 0);
+        assert_eq!(&fills(state.current())?[..], &[4, 5]);
+        // Stage again: the emptied list takes the new records.
+        assert_eq!(state.stage(), Ok(()));
+        assert!(add(&state, 10, 6, false)?);
+        assert_eq!(&fills(state.staged())?[..], &[4, 5]);
+        assert_eq!(&fills(state.current())?[..], &[6]);
+        assert_eq!(state.since_boot().0, 6);
+        Ok(())
+    }
+
+    #[test]
+    fn table_replaced_on_flush() -> Result {
+        let state = new_state()?;
+        assert!(add(&state, 10, 1, false)?);
+        assert_eq!(state.stage(), Ok(()));
+        assert_eq!(state.delete_staged(false), Ok(()));
+        assert!(!add(&state, 10, 1, false)?);
+        assert!(add(&state, 10, 2, false)?);
+        assert_eq!(state.stage(), Ok(()));
+        assert_eq!(state.delete_staged(true), Ok(()));
+        // The table was replaced while it held entries: both digests are
+        // new again, and the current list refuses duplicates of itself.
+        assert!(add(&state, 10, 1, false)?);
+        assert!(add(&state, 10, 2, false)?);
+        assert!(!add(&state, 10, 2, false)?);
+        assert_eq!(&fills(state.current())?[..], &[1, 2]);
+        Ok(())
+    }
+
+    #[test]
+    fn suspended_changes_nothing() -> Result {
+        let state = new_state()?;
+        assert!(add(&state, 10, 1, false)?);
+        assert!(add(&state, 10, 2, false)?);
+        assert_eq!(state.stage(), Ok(()));
+        assert!(add(&state, 10, 3, false)?);
+        state.suspend();
+        let e = entry(10, 4, 10)?;
+        // SAFETY: `e` is a fresh entry that this test owns.
+        let r = unsafe { state.add(e, false, true, || 0) };
+        assert!(matches!(r, Err(AddError::Suspended)));
+        // SAFETY: A refused entry stays ours.
+        drop(unsafe { Record::from_raw(e) });
+        assert_eq!(state.delete_staged(false), Err(ESTALE));
+        assert_eq!(state.delete_current_front(1), Err(ESTALE));
+        assert_eq!(&fills(state.staged())?[..], &[1, 2]);
+        assert_eq!(&fills(state.current())?[..], &[3]);
+
+        // With nothing staged, staging is refused for the suspension.
+        let state = new_state()?;
+        assert!(add(&state, 10, 1, false)?);
+        state.suspend();
+        assert_eq!(state.stage(), Err(EACCES));
+        assert_eq!(&fills(state.current())?[..], &[1]);
+        Ok(())
+    }
+}
