@@ -39,6 +39,8 @@ stage_save_delete() {
 	cat <&4 >"$SCRATCH/saved.sha256"
 	echo D >&3 || return 1
 	exec 3>&- 4>&-
+	cat "$SCRATCH/saved.sha1" >>"$DELETED.sha1"
+	cat "$SCRATCH/saved.sha256" >>"$DELETED.sha256"
 	echo "staged and saved $(python3 "$GUESTDIR/replay.py" --bank sha1 "$SCRATCH/saved.sha1" | awk '{ print $3 }') records"
 	[ -s "$SCRATCH/saved.sha1" ] && [ "$(count)" -lt 5 ]
 }

@@ -6,6 +6,10 @@ IMA=/sys/kernel/security/ima
 GUESTDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SCRATCH=/tmp/ima-rs    # tmpfs: the tcb policy does not measure it
 mkdir -p "$SCRATCH"
+# What the scripts of this boot deleted, in order (sha1 and sha256 lists):
+# it comes before anything a later script saves when PCR 10 is replayed.
+DELETED=$SCRATCH/deleted
+touch "$DELETED.sha1" "$DELETED.sha256"
 NPASS=0
 NFAIL=0
 

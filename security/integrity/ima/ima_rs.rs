@@ -8,13 +8,23 @@
 //! Each of them is a thin edge over the safe code of the submodules.
 
 use core::ptr::NonNull;
-use kernel::prelude::*;
+use kernel::{
+    bindings,
+    ffi::c_void,
+    prelude::*,
+    task::Task,
+    uaccess::{UserPtr, UserSlice},
+};
 
 // The crate root sits among IMA's C files; its modules live in ima_rs/.
+#[path = "ima_rs/command.rs"]
+mod command;
 #[path = "ima_rs/entry.rs"]
 mod entry;
 #[path = "ima_rs/list.rs"]
 mod list;
+#[path = "ima_rs/mediation.rs"]
+mod mediation;
 #[path = "ima_rs/queue.rs"]
 mod queue;
 #[path = "ima_rs/table.rs"]
@@ -159,28 +169,59 @@ fn errno(result: Result) -> c_int {
     }
 }
 
-/// Stages the whole current list (`A`): 0, `-EEXIST` (something is
-/// staged), `-ENOENT` (nothing to stage) or `-EACCES` (suspended).
+/// Admits an open of a measurement file, for writing if `write`: 0,
+/// `-EPERM` (write without CAP_SYS_ADMIN), `-EBUSY` (the files are held by
+/// the other kind of user) or `-ENFILE` (too many readers).
 #[no_mangle]
-pub extern "C" fn ima_rs_stage() -> c_int {
-    queue::state().map_or(ENODEV.to_errno(), |state| errno(state.stage()))
-}
-
-/// Deletes every staged record (`D`), replacing the digest table too with
-/// `flush`: 0, `-ENOENT` (nothing staged) or `-ESTALE` (suspended).
-#[no_mangle]
-pub extern "C" fn ima_rs_delete_staged(flush: bool) -> c_int {
-    queue::state().map_or(ENODEV.to_errno(), |state| errno(state.delete_staged(flush)))
-}
-
-/// Deletes the first `n` current records (`N`): 0, `-ENOENT` (fewer than
-/// `n`, nothing deleted) or `-ESTALE` (suspended).
-#[no_mangle]
-pub extern "C" fn ima_rs_delete_front(n: c_ulong) -> c_int {
-    let (Some(state), Ok(n)) = (queue::state(), usize::try_from(n)) else {
-        return ENOENT.to_errno();
+pub extern "C" fn ima_rs_measure_open(write: bool) -> c_int {
+    let Some(state) = queue::state() else {
+        return ENODEV.to_errno();
     };
-    errno(state.delete_current_front(n))
+    // SAFETY: `capable()` may be called from any task context.
+    if write && !unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as c_int) } {
+        return EPERM.to_errno();
+    }
+    errno(state.open_file(write, current_task()))
+}
+
+/// Releases an open admitted by [`ima_rs_measure_open`].
+#[no_mangle]
+pub extern "C" fn ima_rs_measure_release(write: bool) {
+    if let Some(state) = queue::state() {
+        state.release_file(write, current_task());
+    }
+}
+
+fn current_task() -> mediation::TaskId {
+    Task::current_raw() as mediation::TaskId
+}
+
+/// Handles a write of `len` bytes at user address `buf` to a measurement
+/// file (`staged`: a `_staged` one); `flush` is the `ima_flush_htable` boot
+/// parameter. Returns `len` or a negative errno (see [`command::parse`] and
+/// [`queue::State::execute`]; `-EFAULT` for a bad user pointer).
+#[no_mangle]
+pub extern "C" fn ima_rs_measurements_write(
+    buf: *mut c_void,
+    len: usize,
+    staged: bool,
+    flush: bool,
+) -> isize {
+    let Some(state) = queue::state() else {
+        return ENODEV.to_errno() as isize;
+    };
+    let run = || -> Result {
+        if !(2..=command::MAX_LEN).contains(&len) {
+            return Err(EINVAL);
+        }
+        let mut bytes = KVec::with_capacity(len, GFP_KERNEL)?;
+        UserSlice::new(UserPtr::from_ptr(buf), len).read_all(&mut bytes, GFP_KERNEL)?;
+        state.execute(command::parse(&bytes, staged, flush)?, flush)
+    };
+    match run() {
+        Ok(()) => len as isize,
+        Err(e) => e.to_errno() as isize,
+    }
 }
 
 /// Suspends measurement: no record is added or removed afterwards.
