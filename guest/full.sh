@@ -11,7 +11,10 @@ mkdir -p "$RESULTS/e2e" "$RESULTS/conformance"
 "$GUESTDIR/e2e.sh" "$RESULTS/e2e" "$KPATH"
 IMA_ABI=$RESULTS/ima-abi "$GUESTDIR/conformance.sh" "$RESULTS/conformance" "$KPATH" "$@"
 cat "$RESULTS"/e2e/guest.log "$RESULTS"/conformance/guest.log >"$RESULTS/guest.log"
-awk '/^[0-9]+ passed, [0-9]+ failed$/ { p += $1; f += $3; n++ }
-	END { print p " passed, " f " failed"; exit (n == 2 && f == 0) ? 0 : 1 }' \
-	"$RESULTS"/e2e/guest.log "$RESULTS"/conformance/guest.log | tee -a "$RESULTS/guest.log"
-echo "${PIPESTATUS[0]}" >"$RESULTS/rc"
+# Each suite's own closing line is its last "N passed, N failed".
+for log in "$RESULTS"/e2e/guest.log "$RESULTS"/conformance/guest.log; do
+	grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1
+done | awk '{ p += $1; f += $3; n++ }
+	END { print p " passed, " f " failed"; exit (n == 2 && f == 0) ? 0 : 1 }' |
+	tee -a "$RESULTS/guest.log"
+echo "${PIPESTATUS[1]}" >"$RESULTS/rc"
