@@ -114,36 +114,32 @@ pub unsafe extern "C" fn ima_rs_restore_entry(entry: *mut TemplateEntry) -> c_in
     errno(unsafe { state.restore(entry) })
 }
 
-/// Records in one of the C `enum binary_lists`: the current list, the
-/// staged list, or every record since boot.
+/// Records and their bytes in the binary format (without the kexec
+/// header) in one of the C `enum binary_lists`: the current list, the
+/// staged list, or everything added since boot.
+fn totals(list: u32) -> (usize, usize) {
+    let Some(state) = queue::state() else {
+        return (0, 0);
+    };
+    match list {
+        BINARY => (state.current().len(), state.current().binary_size()),
+        BINARY_STAGED => (state.staged().len(), state.staged().binary_size()),
+        BINARY_FULL => state.since_boot(),
+        _ => (0, 0),
+    }
+}
+
+/// Records in one of the C `enum binary_lists`; see [`totals`].
 #[no_mangle]
 pub extern "C" fn ima_rs_num_records(list: u32) -> c_long {
-    let Some(state) = queue::state() else {
-        return 0;
-    };
-    let n = match list {
-        BINARY => state.current().len(),
-        BINARY_STAGED => state.staged().len(),
-        BINARY_FULL => state.since_boot().0,
-        _ => 0,
-    };
-    c_long::try_from(n).unwrap_or(c_long::MAX)
+    c_long::try_from(totals(list).0).unwrap_or(c_long::MAX)
 }
 
 /// Bytes the records of one of the C `enum binary_lists` take in the binary
-/// format (without the kexec header).
+/// format; see [`totals`].
 #[no_mangle]
 pub extern "C" fn ima_rs_binary_size(list: u32) -> c_ulong {
-    let Some(state) = queue::state() else {
-        return 0;
-    };
-    let size = match list {
-        BINARY => state.current().binary_size(),
-        BINARY_STAGED => state.staged().binary_size(),
-        BINARY_FULL => state.since_boot().1,
-        _ => 0,
-    };
-    c_ulong::try_from(size).unwrap_or(c_ulong::MAX)
+    c_ulong::try_from(totals(list).1).unwrap_or(c_ulong::MAX)
 }
 
 /// The record at position `pos` of the current (or staged) list, for the
