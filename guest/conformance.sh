@@ -31,6 +31,11 @@ NFAIL=$(awk '{ print $3 }' <<<"$abi_line")
 
 cat "$DELETED.sha1" "$SCRATCH/archive" >"$SCRATCH/all.sha1"
 cat "$DELETED.sha256" "$SCRATCH/archive.sha256" >"$SCRATCH/all.sha256"
+# PCR 10 as ima-abi read it right after the lists: with ima_flush_htable a
+# tool that runs again after the flush is measured again, so a PCR read
+# now could be ahead of the archive.
+sed -i "s/^PCR-10: .*/PCR-10: $(cat "$SCRATCH/archive.pcr10")/" "$SCRATCH/pcrs-sha1"
+sed -i "s/^PCR-10: .*/PCR-10: $(cat "$SCRATCH/archive.sha256.pcr10")/" "$SCRATCH/pcrs-sha256"
 check archive_replays "everything deleted in this boot ++ the live lists replays to PCR 10" \
 	validate_both "$SCRATCH/all.sha1" "$SCRATCH/all.sha256"
 [ "$rc" -eq 0 ] || [ "$NFAIL" -gt 0 ] || NFAIL=1
