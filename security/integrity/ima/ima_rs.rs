@@ -21,6 +21,8 @@ use kernel::{
 mod command;
 #[path = "ima_rs/entry.rs"]
 mod entry;
+#[path = "ima_rs/kexec.rs"]
+mod kexec;
 #[path = "ima_rs/list.rs"]
 mod list;
 #[path = "ima_rs/mediation.rs"]
@@ -29,6 +31,9 @@ mod mediation;
 mod queue;
 #[path = "ima_rs/table.rs"]
 mod table;
+#[cfg(CONFIG_KUNIT = "y")]
+#[path = "ima_rs/testing.rs"]
+mod testing;
 
 pub use entry::TemplateEntry;
 use queue::AddError;
@@ -226,6 +231,41 @@ pub extern "C" fn ima_rs_suspend() {
     if let Some(state) = queue::state() {
         state.suspend();
     }
+}
+
+/// Bytes the kexec buffer needs for the records of both lists, plus `extra`
+/// for those added before the kexec happens; see [`kexec::buffer_size`].
+#[no_mangle]
+pub extern "C" fn ima_rs_kexec_buffer_size(extra: usize) -> usize {
+    queue::state().map_or(kexec::HEADER_LEN, |state| kexec::buffer_size(state, extra))
+}
+
+/// Fills the kexec buffer of `size` bytes at `buf` with the staged, then
+/// the current records, in little endian order if `canonical`; see
+/// [`kexec::serialize`]. The bytes used go to `*used`. Returns 0, or
+/// `-EINVAL` if not every record fit.
+///
+/// # Safety
+///
+/// `buf` must be valid for writes of `size` bytes, which nothing else
+/// accesses during the call, and `used` must be valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn ima_rs_kexec_serialize(
+    buf: *mut u8,
+    size: usize,
+    canonical: bool,
+    used: *mut usize,
+) -> c_int {
+    let Some(state) = queue::state() else {
+        return ENODEV.to_errno();
+    };
+    // SAFETY: The caller passes a buffer valid for writes of `size` bytes
+    // that nothing else accesses meanwhile.
+    let buf = unsafe { core::slice::from_raw_parts_mut(buf, size) };
+    let (len, result) = kexec::serialize(state, buf, canonical);
+    // SAFETY: The caller passes a pointer valid for writes.
+    unsafe { used.write(len) };
+    errno(result)
 }
 
 /// Counts a violation.

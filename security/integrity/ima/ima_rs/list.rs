@@ -13,12 +13,18 @@
 //! Only the holder of the extend lock appends or cuts. Readers take nothing
 //! but the XArray's spinlock for a lookup, so they never wait for a TPM
 //! extend, and they see a record once `tail` has been published past it.
+//! A reader keeps an RCU read-side critical section from its lookup until it
+//! is done with the record, and [`RecordList::free`] waits for a grace period
+//! before it frees what a cut took off: no reader ever sees a freed record.
 
 use crate::entry::{Record, TemplateEntry};
 use core::ops::Range;
 use kernel::{
     prelude::*,
-    sync::atomic::{Acquire, Atomic, Relaxed, Release},
+    sync::{
+        atomic::{Acquire, Atomic, Relaxed, Release},
+        rcu,
+    },
     xarray::{AllocKind, XArray},
 };
 
@@ -93,9 +99,9 @@ impl RecordList {
     /// The record at `pos` (counted from the first live record), as a
     /// pointer for C code that formats it.
     ///
-    /// The record stays valid for as long as the list is not cut before it:
-    /// the callers (the measurement files' readers) are kept apart from
-    /// every cut by the open mediation.
+    /// The record stays valid until the caller leaves the RCU read-side
+    /// critical section it called this in, or, without one, for as long as
+    /// the caller keeps cuts away (see [`RecordList::iter`]).
     pub(crate) fn get(&self, pos: usize) -> Option<*mut TemplateEntry> {
         let index = self.head.load(Relaxed).checked_add(pos)?;
         if index >= self.tail.load(Acquire) {
@@ -107,35 +113,35 @@ impl RecordList {
             .map(|entry| core::ptr::from_ref(entry).cast_mut())
     }
 
-    /// Calls `f` on each record, in order.
+    /// The records, in order, including those appended while it runs.
     ///
-    /// The caller keeps cuts away, as for [`RecordList::get`].
-    pub(crate) fn for_each(&self, mut f: impl FnMut(&TemplateEntry) -> Result) -> Result {
-        let mut pos = 0;
-        while let Some(entry) = self.get(pos) {
-            // SAFETY: `get` returned a live record, which no cut can free
-            // while the caller keeps cuts away.
-            f(unsafe { &*entry })?;
-            pos += 1;
-        }
-        Ok(())
+    /// # Safety
+    ///
+    /// No record of the list may be cut until the caller is done with the
+    /// iterator and the references it returned: the caller holds the extend
+    /// lock, or the lock that orders every cut.
+    pub(crate) unsafe fn iter(&self) -> impl Iterator<Item = &TemplateEntry> + '_ {
+        (0..).map_while(move |pos| {
+            // SAFETY: `get` returns a live record, and the caller keeps it
+            // from being cut, hence from being freed, while it is in use.
+            self.get(pos).map(|entry| unsafe { &*entry })
+        })
     }
 
     /// Binary size of the first `n` records, or `None` if there are fewer.
     ///
-    /// Runs without the extend lock: only appends can happen meanwhile, and
-    /// the caller (the single writer) is the only one who cuts.
-    pub(crate) fn front_size(&self, n: usize) -> Option<usize> {
+    /// # Safety
+    ///
+    /// As for [`RecordList::iter`]; only appends may happen meanwhile.
+    pub(crate) unsafe fn front_size(&self, n: usize) -> Option<usize> {
         if n > self.len() {
             return None;
         }
-        let mut size = 0usize;
-        for pos in 0..n {
-            let entry = self.get(pos)?;
-            // SAFETY: As in `for_each`.
-            size = size.saturating_add(unsafe { &*entry }.binary_size());
-        }
-        Some(size)
+        // SAFETY: The caller keeps cuts away.
+        let records = unsafe { self.iter() };
+        Some(records.take(n).fold(0, |size: usize, entry| {
+            size.saturating_add(entry.binary_size())
+        }))
     }
 
     /// Cuts the first `n` records, of `size` bytes, off the list in O(1).
@@ -161,8 +167,13 @@ impl RecordList {
     }
 
     /// Frees the records at `positions`, which a cut took off the list,
-    /// without the extend lock.
+    /// without the extend lock, once every reader that could have looked
+    /// them up has left its RCU read-side critical section.
     pub(crate) fn free(&self, positions: Range<usize>) {
+        if positions.is_empty() {
+            return;
+        }
+        rcu::synchronize_rcu();
         for chunk_start in positions.clone().step_by(FREE_BATCH) {
             let chunk_end = positions.end.min(chunk_start.saturating_add(FREE_BATCH));
             // The XArray lock is taken per batch: a long list is freed

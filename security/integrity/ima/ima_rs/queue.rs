@@ -35,10 +35,17 @@ struct Queue {
 ///
 /// `lists[current]` is the current list and the other one the staged list;
 /// `current`, like the lists' positions, changes only under `queue`'s lock.
+/// Only a holder of `commands` cuts a list or changes `current`.
 #[pin_data]
 pub(crate) struct State {
     #[pin]
     queue: Mutex<Queue>,
+    /// Orders the commands (stage, delete) with each other, so that the
+    /// cut point of a delete, found without the extend lock, still holds
+    /// when the cut is made. The open mediation admits a single writer
+    /// task, but threads sharing its file could write at the same time.
+    #[pin]
+    commands: Mutex<()>,
     /// The open measurement files; a lock of its own, as in C, so that
     /// opening never waits for a TPM extend.
     #[pin]
@@ -92,6 +99,7 @@ impl State {
                 table: DigestTable::new(),
                 suspended: false,
             }),
+            commands <- new_mutex!(()),
             users <- new_mutex!(Users::new()),
             first <- RecordList::new(),
             second <- RecordList::new(),
@@ -191,6 +199,7 @@ impl State {
     /// Stages the whole current list (`A`) in O(1): the current list
     /// becomes the staged one and the empty staged list the current one.
     pub(crate) fn stage(&self) -> Result {
+        let _commands = self.commands.lock();
         let queue = self.queue.lock();
         if !self.staged().is_empty() {
             return Err(EEXIST);
@@ -201,7 +210,7 @@ impl State {
         if queue.suspended {
             return Err(EACCES);
         }
-        // INVARIANT: `current` changes under the lock.
+        // INVARIANT: `current` changes under both locks.
         self.current.store(1 - self.current.load(Relaxed), Release);
         Ok(())
     }
@@ -210,6 +219,7 @@ impl State {
     /// lock, freed after it. With `flush` the digest table is replaced by an
     /// empty one as well, so that deleted events can be recorded again.
     pub(crate) fn delete_staged(&self, flush: bool) -> Result {
+        let _commands = self.commands.lock();
         let mut queue = self.queue.lock();
         let staged = self.staged();
         if staged.is_empty() {
@@ -230,11 +240,13 @@ impl State {
     /// if it holds fewer (`ENOENT`).
     ///
     /// The cut point is found without the extend lock (only appends can
-    /// happen meanwhile: the caller is the single writer, the only one who
-    /// stages or deletes); the cut itself is O(1) under it.
+    /// happen meanwhile: no other command runs); the cut itself is O(1)
+    /// under it.
     pub(crate) fn delete_current_front(&self, n: usize) -> Result {
+        let _commands = self.commands.lock();
         let current = self.current();
-        let size = current.front_size(n).ok_or(ENOENT)?;
+        // SAFETY: Only a holder of the command lock cuts a list.
+        let size = unsafe { current.front_size(n) }.ok_or(ENOENT)?;
         let queue = self.queue.lock();
         if queue.suspended {
             return Err(ESTALE);
@@ -243,6 +255,13 @@ impl State {
         drop(queue);
         current.free(positions);
         Ok(())
+    }
+
+    /// Runs `f` on the staged and the current list with the extend lock
+    /// held: no record is added, staged or deleted until it returns.
+    pub(crate) fn with_lists<R>(&self, f: impl FnOnce(&RecordList, &RecordList) -> R) -> R {
+        let _queue = self.queue.lock();
+        f(self.staged(), self.current())
     }
 
     /// Runs a command written to a measurement file.
@@ -298,56 +317,11 @@ impl State {
 #[kunit_tests(ima_rs_queue)]
 mod tests {
     use super::*;
-    use crate::entry::Record;
+    use crate::testing::{add, binary_size, entry, fills, new_state, DATA_LEN, SIZE};
     use kernel::{
         sync::{Arc, Completion},
         workqueue,
     };
-
-    extern "C" {
-        /// A record for these tests (`ima_queue.c`): `fill` in every digest
-        /// byte, `data_len` bytes of template data, IMA's current template.
-        fn ima_rs_test_entry(pcr: u32, fill: u8, data_len: u32) -> *mut TemplateEntry;
-    }
-
-    /// Binary size of a test record without its data: PCR, SHA-1 digest,
-    /// name length, "ima-ng", data length.
-    const BASE: usize = 4 + 20 + 4 + 6 + 4;
-
-    fn entry(pcr: u32, fill: u8, data_len: u32) -> Result<NonNull<TemplateEntry>> {
-        // SAFETY: The helper has no precondition.
-        NonNull::new(unsafe { ima_rs_test_entry(pcr, fill, data_len) }).ok_or(ENOMEM)
-    }
-
-    fn new_state() -> Result<Pin<KBox<State>>> {
-        KBox::pin_init(State::new(), GFP_KERNEL)
-    }
-
-    /// Adds a fresh record; `Ok(true)` if it was added, `Ok(false)` if it
-    /// was refused as a duplicate (and freed here).
-    fn add(state: &State, pcr: u32, fill: u8, violation: bool) -> Result<bool> {
-        let e = entry(pcr, fill, 10)?;
-        // SAFETY: `e` is a fresh entry that this test owns.
-        match unsafe { state.add(e, violation, true, || 0) } {
-            Ok(_) => Ok(true),
-            Err(AddError::Duplicate) => {
-                // SAFETY: A refused entry stays ours.
-                drop(unsafe { Record::from_raw(e) });
-                Ok(false)
-            }
-            Err(_) => Err(EINVAL),
-        }
-    }
-
-    /// The digest fill bytes of a list's records, in order.
-    fn fills(list: &RecordList) -> Result<KVec<u8>> {
-        let mut v = KVec::new();
-        list.for_each(|e| {
-            v.push(e.digest()[0], GFP_KERNEL)?;
-            Ok(())
-        })?;
-        Ok(v)
-    }
 
     #[test]
     fn add_iterate_count() -> Result {
@@ -368,8 +342,9 @@ mod tests {
         assert_eq!(state.current().len(), 3);
         assert_eq!(&fills(state.current())?[..], &[1, 2, 3]);
         assert!(state.current().get(3).is_none());
-        assert_eq!(state.current().binary_size(), 3 * BASE + 6);
-        assert_eq!(state.since_boot(), (3, 3 * BASE + 6));
+        let sizes = binary_size(1) + binary_size(2) + binary_size(3);
+        assert_eq!(state.current().binary_size(), sizes);
+        assert_eq!(state.since_boot(), (3, sizes));
         assert!(state.staged().is_empty());
         Ok(())
     }
@@ -390,13 +365,13 @@ mod tests {
     #[test]
     fn restored_records_not_in_table() -> Result {
         let state = new_state()?;
-        let e = entry(10, 7, 10)?;
+        let e = entry(10, 7, DATA_LEN)?;
         // SAFETY: `e` is a fresh entry that this test owns.
         unsafe { state.restore(e)? };
         assert!(add(&state, 10, 7, false)?);
         assert!(!add(&state, 10, 7, false)?);
         assert_eq!(state.current().len(), 2);
-        assert_eq!(state.current().binary_size(), 2 * (BASE + 10));
+        assert_eq!(state.current().binary_size(), 2 * SIZE);
         Ok(())
     }
 
@@ -406,7 +381,7 @@ mod tests {
         for fill in 1..=6u8 {
             assert!(add(&state, 10, fill, false)?);
         }
-        let size = BASE + 10;
+        let size = SIZE;
         assert_eq!(state.delete_current_front(0), Ok(()));
         assert_eq!(&fills(state.current())?[..], &[1, 2, 3, 4, 5, 6]);
         assert_eq!(state.delete_current_front(1), Ok(()));
@@ -439,7 +414,7 @@ mod tests {
         assert_eq!(state.stage(), Ok(()));
         assert!(state.current().is_empty());
         assert_eq!(state.current().binary_size(), 0);
-        assert_eq!(state.staged().binary_size(), 3 * (BASE + 10));
+        assert_eq!(state.staged().binary_size(), 3 * SIZE);
         assert!(add(&state, 10, 4, false)?);
         assert!(add(&state, 10, 5, false)?);
         // Staged records come before the current ones.
@@ -509,7 +484,7 @@ mod tests {
         let total = 20 + usize::from(RACE_ADDS);
         assert_eq!(state.since_boot().0, total);
         assert_eq!(state.current().len(), total - 20);
-        assert_eq!(state.current().binary_size(), (total - 20) * (BASE + 10));
+        assert_eq!(state.current().binary_size(), (total - 20) * SIZE);
         // What is left is exactly the appended records, in order.
         let left = fills(state.current())?;
         assert_eq!(left.len(), usize::from(RACE_ADDS));
@@ -525,7 +500,7 @@ mod tests {
         assert_eq!(state.stage(), Ok(()));
         assert!(add(&state, 10, 3, false)?);
         state.suspend();
-        let e = entry(10, 4, 10)?;
+        let e = entry(10, 4, DATA_LEN)?;
         // SAFETY: `e` is a fresh entry that this test owns.
         let r = unsafe { state.add(e, false, true, || 0) };
         assert!(matches!(r, Err(AddError::Suspended)));

@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Helpers for the crate's KUnit tests: records made by IMA's C code, added
+//! to a queue of the test's own.
+
+use crate::{
+    entry::{Record, TemplateEntry},
+    list::RecordList,
+    queue::{AddError, State},
+};
+use core::ptr::NonNull;
+use kernel::prelude::*;
+
+extern "C" {
+    /// A record for these tests (`ima_queue.c`): `fill` in every digest byte,
+    /// `data_len` bytes of data in the first field of IMA's current template.
+    fn ima_rs_test_entry(pcr: u32, fill: u8, data_len: u32) -> *mut TemplateEntry;
+}
+
+/// Template data bytes of the records [`add`] makes.
+pub(crate) const DATA_LEN: u32 = 10;
+
+/// Binary size of a test record with `data_len` bytes of data: PCR, SHA-1
+/// digest, name length, "ima-ng", data length, then the two fields of
+/// ima-ng, each a length and its data.
+pub(crate) const fn binary_size(data_len: u32) -> usize {
+    4 + 20 + 4 + 6 + 4 + 2 * 4 + data_len as usize
+}
+
+/// Binary size of a record made by [`add`].
+pub(crate) const SIZE: usize = binary_size(DATA_LEN);
+
+/// A fresh entry, owned by the caller.
+pub(crate) fn entry(pcr: u32, fill: u8, data_len: u32) -> Result<NonNull<TemplateEntry>> {
+    // SAFETY: The helper has no precondition.
+    NonNull::new(unsafe { ima_rs_test_entry(pcr, fill, data_len) }).ok_or(ENOMEM)
+}
+
+/// An empty queue of the test's own.
+pub(crate) fn new_state() -> Result<Pin<KBox<State>>> {
+    KBox::pin_init(State::new(), GFP_KERNEL)
+}
+
+/// Adds a fresh record with `data_len` bytes of data; `Ok(true)` if it was
+/// added, `Ok(false)` if it was refused as a duplicate (and freed here).
+pub(crate) fn add_entry(
+    state: &State,
+    pcr: u32,
+    fill: u8,
+    data_len: u32,
+    violation: bool,
+) -> Result<bool> {
+    let e = entry(pcr, fill, data_len)?;
+    // SAFETY: `e` is a fresh entry that this test owns.
+    match unsafe { state.add(e, violation, true, || 0) } {
+        Ok(_) => Ok(true),
+        Err(AddError::Duplicate) => {
+            // SAFETY: A refused entry stays ours.
+            drop(unsafe { Record::from_raw(e) });
+            Ok(false)
+        }
+        Err(_) => Err(EINVAL),
+    }
+}
+
+/// Adds a fresh record of [`DATA_LEN`] bytes of data; see [`add_entry`].
+pub(crate) fn add(state: &State, pcr: u32, fill: u8, violation: bool) -> Result<bool> {
+    add_entry(state, pcr, fill, DATA_LEN, violation)
+}
+
+/// The digest fill bytes of a list's records, in order. The caller runs no
+/// command on the list's queue meanwhile.
+pub(crate) fn fills(list: &RecordList) -> Result<KVec<u8>> {
+    let mut v = KVec::new();
+    // SAFETY: The test itself is the only one who runs commands, hence the
+    // only one who cuts, and it does not while this runs.
+    for entry in unsafe { list.iter() } {
+        v.push(entry.digest()[0], GFP_KERNEL)?;
+    }
+    Ok(v)
+}
