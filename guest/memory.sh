@@ -30,6 +30,9 @@ stage_and_delete() {
 }
 
 warm_up
+# The lists as this kernel shows them, for scripts/compare-lists.
+cat $IMA/binary_runtime_measurements >"$RESULTS/binary.sha1"
+cat $IMA/ascii_runtime_measurements >"$RESULTS/ascii.txt"
 stage_and_delete
 add_records 10
 settle
