@@ -114,8 +114,18 @@ count() {
 	cat $IMA/runtime_measurements_count
 }
 
-slab_kb() {
-	awk '/^Slab:/ { print $2 }' /proc/meminfo
+# Bytes of kernel slab objects in use: active objects times object size.
+object_bytes() {
+	awk 'NR > 2 { s += $2 * $4 } END { print s }' /proc/slabinfo
+}
+# Free what can be freed (dentries, inodes and their IMA state) so that only
+# the measurement list's own memory differs between two readings.
+settle() {
+	local f
+	sync
+	echo 3 >/proc/sys/vm/drop_caches
+	for f in /sys/kernel/slab/*/shrink; do echo 1 >"$f" 2>/dev/null || true; done
+	sleep 1
 }
 
 finish() {
