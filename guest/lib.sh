@@ -118,6 +118,7 @@ count() {
 object_bytes() {
 	awk 'NR > 2 { s += $2 * $4 } END { print s }' /proc/slabinfo
 }
+
 # Free what can be freed (dentries, inodes and their IMA state) so that only
 # the measurement list's own memory differs between two readings.
 settle() {

@@ -17,7 +17,6 @@ unreclaimable_kb() {
 	awk '/^SUnreclaim:/ { print $2 }' /proc/meminfo
 }
 
-
 stage_and_delete() {
 	exec 3<>$IMA/binary_runtime_measurements_staged
 	echo A >&3

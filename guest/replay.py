@@ -17,8 +17,11 @@ SIZES = {"sha1": 20, "sha256": 32, "sha384": 48, "sha512": 64}
 
 
 def records(data, dsize):
+    """Each record of a binary list with dsize-byte template digests: its
+    bytes, PCR, template digest, template name and template data."""
     off = 0
     while off < len(data):
+        start = off
         pcr, = struct.unpack_from("=I", data, off)
         digest = data[off + 4:off + 4 + dsize]
         off += 4 + dsize
@@ -30,10 +33,11 @@ def records(data, dsize):
         else:
             dlen, = struct.unpack_from("=I", data, off)
             off += 4
+        tdata = data[off:off + dlen]
         off += dlen
         if off > len(data):
             raise ValueError("truncated record")
-        yield pcr, digest
+        yield data[start:off], pcr, digest, name, tdata
 
 
 def main():
@@ -46,7 +50,7 @@ def main():
     data = b"".join(open(p, "rb").read() for p in args.lists)
     pcr = bytes(dsize)
     n = 0
-    for idx, digest in records(data, dsize):
+    for _, idx, digest, _, _ in records(data, dsize):
         if idx != 10:
             continue
         if digest == bytes(dsize):
