@@ -55,3 +55,34 @@ kmake() {
 	make LLVM=$LLVM_SUFFIX CC="ccache clang$LLVM_SUFFIX" \
 		-j"$JOBS" "$@"
 }
+
+# configure_x86 BUILD FRAGMENT...: an x86_64 .config in BUILD from tinyconfig
+# and the fragments, redone only when the fragments change; fails if an
+# option they ask for did not land (an unmet dependency).
+configure_x86() {
+	local build=$1 hash line bad=0
+	shift
+	hash=$(cat "$@" | sha256sum | cut -d' ' -f1)
+	if [ -f "$build/.config" ] && [ "$(cat "$build/.frag-hash" 2>/dev/null)" = "$hash" ]; then
+		echo "config up to date"
+		return
+	fi
+	mkdir -p "$build"
+	cd "$(kernel_tree)"
+	kmake O="$build" ARCH=x86_64 tinyconfig
+	./scripts/kconfig/merge_config.sh -m -O "$build" "$build/.config" "$@"
+	kmake O="$build" ARCH=x86_64 olddefconfig
+	while read -r line; do
+		case "$line" in CONFIG_*=n) line="# ${line%=n} is not set" ;; CONFIG_*) ;; *) continue ;; esac
+		grep -qxF "$line" "$build/.config" || { echo "not in .config: $line"; bad=1; }
+	done < <(cat "$@" | awk -F= '/^CONFIG_/ { v[$1] = $0; if (!($1 in o)) o[$1] = n++ }
+		END { for (k in v) print o[k], v[k] }' | sort -n | cut -d' ' -f2-)
+	[ "$bad" -eq 0 ] || return 1
+	echo "$hash" >"$build/.frag-hash"
+}
+
+# build_x86 BUILD: the bzImage of the configured BUILD folder.
+build_x86() {
+	cd "$(kernel_tree)"
+	kmake O="$1" ARCH=x86_64 bzImage
+}
