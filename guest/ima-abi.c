@@ -35,6 +35,7 @@
 #include <linux/magic.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -776,6 +777,145 @@ static const char *child_open_obs(const char *name, int flags, bool drop_admin)
 	return fmt("%s", out);
 }
 
+/* "ok" once pid has exited with status 0, else how it ended. */
+static const char *reap_obs(pid_t pid)
+{
+	pid_t r;
+	int st;
+
+	do
+		r = waitpid(pid, &st, 0);
+	while (r < 0 && errno == EINTR);
+	if (r != pid)
+		return fmt("waitpid:%s", errname(errno));
+	if (WIFSIGNALED(st))
+		return fmt("signal:%d", WTERMSIG(st));
+	return WEXITSTATUS(st) ? fmt("exit:%d", WEXITSTATUS(st)) : "ok";
+}
+
+/*
+ * Unlike child_open_obs(), fork a child meant to drop the last reference:
+ * it inherits all our descriptors, waits until the parent closes *go (its
+ * end of a pipe), then closes fd[0..n-1] itself and exits. Whatever the
+ * parent closed first is thus released in the child. Returns the pid, or
+ * -1 after noting the failure.
+ */
+static pid_t fork_closer(struct ctx *c, const int *fd, int n, int *go)
+{
+	pid_t pid;
+	int p[2];
+
+	if (pipe2(p, O_CLOEXEC)) {
+		note(c, "pipe", false, "ok", errname(errno));
+		return -1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		note(c, "fork", false, "ok", errname(errno));
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		int st = 0;
+		char b;
+
+		close(p[1]);
+		if (read(p[0], &b, 1) != 0)	/* EOF: the parent closed */
+			st = 3;
+		for (int i = 0; i < n; i++)
+			if (close(fd[i]))
+				st = 4;
+		_exit(st);
+	}
+	close(p[0]);
+	*go = p[1];
+	return pid;
+}
+
+/* Send fd over the Unix socket sock with SCM_RIGHTS; "ok" or the errno. */
+static const char *send_fd_obs(int sock, int fd)
+{
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int))];
+	} u;
+	char byte = 'f';
+	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+	struct msghdr m = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = u.b,
+		.msg_controllen = sizeof(u.b),
+	};
+	struct cmsghdr *cm;
+	ssize_t n;
+
+	memset(&u, 0, sizeof(u));
+	cm = CMSG_FIRSTHDR(&m);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	n = sendmsg(sock, &m, MSG_NOSIGNAL);
+	if (n < 0)
+		return errname(errno);
+	return n == 1 ? "ok" : fmt("partial:%zd", n);
+}
+
+/* "ok" for one byte read from fd, "eof", or the errno. */
+static const char *recv_byte_obs(int fd)
+{
+	ssize_t n;
+	char b;
+
+	n = read(fd, &b, 1);
+	return n < 0 ? errname(errno) : n ? "ok" : "eof";
+}
+
+/*
+ * Child side of mediation_scm_rights: receive one descriptor over sock,
+ * acknowledge it with a byte, hold it until the parent sends a byte (or
+ * closes its end), then close it. Returns the exit status.
+ */
+static int scm_holder(int sock)
+{
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int))];
+	} u;
+	char byte;
+	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+	struct msghdr m = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = u.b,
+		.msg_controllen = sizeof(u.b),
+	};
+	struct cmsghdr *cm;
+	int fd = -1;
+
+	memset(&u, 0, sizeof(u));
+	if (recvmsg(sock, &m, MSG_CMSG_CLOEXEC) != 1)
+		return 3;
+	cm = CMSG_FIRSTHDR(&m);
+	if (cm && cm->cmsg_level == SOL_SOCKET &&
+	    cm->cmsg_type == SCM_RIGHTS &&
+	    cm->cmsg_len == CMSG_LEN(sizeof(int)))
+		memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+	if (fd < 0)
+		return 4;
+	if (send(sock, "r", 1, MSG_NOSIGNAL) != 1) {
+		close(fd);
+		return 5;
+	}
+	if (read(sock, &byte, 1) < 0) {
+		close(fd);
+		return 6;
+	}
+	return close(fd) ? 7 : 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* Cases: files                                                        */
 
@@ -1066,6 +1206,132 @@ static void case_mediation_released_on_close(struct ctx *c)
 	      open_obs(bin_name(alt_algo(), true), O_RDWR));
 	check(c, "child-reader-after-reader", "ok",
 	      child_open_obs(asc_name(alt_algo(), false), O_RDONLY, false));
+}
+
+/* Readers and writers, this task and another, can open again. */
+static void check_reopen(struct ctx *c, const char *when)
+{
+	check(c, fmt("reader-%s", when), "ok",
+	      open_obs(asc_name("sha1", false), O_RDONLY));
+	check(c, fmt("child-reader-%s", when), "ok",
+	      child_open_obs(bin_name(alt_algo(), false), O_RDONLY, false));
+	check(c, fmt("writer-%s", when), "ok",
+	      open_obs(bin_name("sha1", true), O_WRONLY));
+	check(c, fmt("child-writer-%s", when), "ok",
+	      child_open_obs(bin_name(alt_algo(), true), O_RDWR, false));
+}
+
+/*
+ * The writer's files are last closed by a forked child, so they are
+ * released by a task that never opened them: the writer must be gone
+ * after that, not kept (all writer opens EBUSY from then on).
+ */
+static void case_mediation_fork_child_closes_last(struct ctx *c)
+{
+	int w[2] = { -1, -1 }, go;
+	pid_t pid = -1;
+
+	w[0] = hold(c, "writer", bin_name("sha1", true), O_WRONLY);
+	if (w[0] >= 0)
+		w[1] = hold(c, "extra-rdwr", bin_name(alt_algo(), false),
+			    O_RDWR);
+	if (w[1] >= 0)
+		pid = fork_closer(c, w, 2, &go);
+	for (int i = 0; i < 2; i++)
+		if (w[i] >= 0)
+			close(w[i]);
+	if (pid < 0)
+		return;
+	close(go);
+	check(c, "child-closed-last", "ok", reap_obs(pid));
+	check_reopen(c, "after-child-closed");
+}
+
+/*
+ * A forked child releases one of the writer's files while the writer
+ * still holds another: the writer must stay, readers stay excluded.
+ */
+static void case_mediation_fork_child_releases_one(struct ctx *c)
+{
+	int a, b, go;
+	pid_t pid;
+
+	a = hold(c, "writer", bin_name("sha1", true), O_WRONLY);
+	if (a < 0)
+		return;
+	b = hold(c, "extra-rdwr", bin_name(alt_algo(), false), O_RDWR);
+	if (b < 0) {
+		close(a);
+		return;
+	}
+	pid = fork_closer(c, &a, 1, &go);
+	close(a);
+	if (pid < 0) {
+		close(b);
+		return;
+	}
+	close(go);
+	check(c, "child-released-first", "ok", reap_obs(pid));
+	check(c, "child-reader-beside-writer", "EBUSY",
+	      child_open_obs(asc_name("sha1", false), O_RDONLY, false));
+	check(c, "own-reader-beside-writer", "EBUSY",
+	      open_obs(asc_name(alt_algo(), false), O_RDONLY));
+	check(c, "child-writer-beside-writer", "EBUSY",
+	      child_open_obs(bin_name("sha1", true), O_WRONLY, false));
+	close(b);
+	check_reopen(c, "after-writer-closed");
+}
+
+/*
+ * The writer passes its only file to another task with SCM_RIGHTS and
+ * closes it: the file stays held by a writer until that task, which
+ * never opened it, closes it, and is released then.
+ */
+static void case_mediation_scm_rights(struct ctx *c)
+{
+	int sv[2], w;
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) {
+		note(c, "socketpair", false, "ok", errname(errno));
+		return;
+	}
+	pid = fork();
+	if (pid < 0) {
+		note(c, "fork", false, "ok", errname(errno));
+		close(sv[0]);
+		close(sv[1]);
+		return;
+	}
+	if (pid == 0) {
+		close(sv[0]);
+		_exit(scm_holder(sv[1]));
+	}
+	close(sv[1]);
+	w = hold(c, "writer", bin_name("sha1", true), O_WRONLY);
+	if (w < 0) {
+		close(sv[0]);		/* the child gets EOF and exits */
+		reap_obs(pid);
+		return;
+	}
+	if (check(c, "send", "ok", send_fd_obs(sv[0], w))) {
+		close(w);
+		if (check(c, "child-received", "ok", recv_byte_obs(sv[0]))) {
+			check(c, "child-reader-while-passed", "EBUSY",
+			      child_open_obs(asc_name("sha1", false),
+					     O_RDONLY, false));
+			check(c, "own-reader-while-passed", "EBUSY",
+			      open_obs(asc_name(alt_algo(), false),
+				       O_RDONLY));
+		}
+		check(c, "go", "ok", send(sv[0], "g", 1, MSG_NOSIGNAL) == 1 ?
+		      "ok" : errname(errno));
+	} else {
+		close(w);
+	}
+	close(sv[0]);
+	check(c, "child-closed-passed", "ok", reap_obs(pid));
+	check_reopen(c, "after-passed-closed");
 }
 
 /* ------------------------------------------------------------------ */
@@ -1601,6 +1867,12 @@ static const struct tcase {
 	  case_mediation_writer_extra_opens, NEED_STAGING },
 	{ "mediation_released_on_close", "after close, readers and writers can open again",
 	  case_mediation_released_on_close, NEED_STAGING },
+	{ "mediation_fork_child_closes_last", "a forked child closing the writer's files last releases the writer",
+	  case_mediation_fork_child_closes_last, NEED_STAGING },
+	{ "mediation_fork_child_releases_one", "a forked child releasing one writer file keeps readers out until the writer closes the rest",
+	  case_mediation_fork_child_releases_one, NEED_STAGING },
+	{ "mediation_scm_rights", "a writer file passed with SCM_RIGHTS keeps readers out until the receiver closes it",
+	  case_mediation_scm_rights, NEED_STAGING },
 	{ "cmd_stage_on_original", "A on original files is EINVAL",
 	  case_cmd_stage_on_original, NEED_STAGING },
 	{ "cmd_delete_on_original", "D on original files is EINVAL",

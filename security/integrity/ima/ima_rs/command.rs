@@ -27,7 +27,8 @@ pub(crate) enum Command {
 ///
 /// Errors: `EINVAL` for a bad length, a missing newline, a command on the
 /// wrong file, `N` with `flush`, zero or anything but a number; `ERANGE`
-/// for a number that does not fit an `unsigned long`.
+/// for a number that does not fit an `unsigned long`. As in C, which reads
+/// the write as a string, a number ends at the first NUL byte.
 pub(crate) fn parse(bytes: &[u8], staged: bool, flush: bool) -> Result<Command> {
     if !(2..=MAX_LEN).contains(&bytes.len()) {
         return Err(EINVAL);
@@ -40,10 +41,13 @@ pub(crate) fn parse(bytes: &[u8], staged: bool, flush: bool) -> Result<Command> 
         (b"D", true) => Ok(Command::DeleteStaged),
         (_, true) => Err(EINVAL),
         (_, false) if flush => Err(EINVAL),
-        (_, false) => match parse_count(body)? {
-            0 => Err(EINVAL),
-            n => Ok(Command::DeleteFirst(n)),
-        },
+        (_, false) => {
+            let number = body.split(|&c| c == 0).next().unwrap_or(body);
+            match parse_count(number)? {
+                0 => Err(EINVAL),
+                n => Ok(Command::DeleteFirst(n)),
+            }
+        }
     }
 }
 
@@ -112,6 +116,14 @@ mod tests {
             (b"99999999999999999999\n", false, false, Err(ERANGE)),
             (b"000000000000000000001\n", false, false, Err(EINVAL)),
             (b"00000000000000000001\n", false, false, Ok(DeleteFirst(1))),
+            // A number ends at a NUL, as C's string parsing has it.
+            (b"1\0\n", false, false, Ok(DeleteFirst(1))),
+            (b"12\0x\n", false, false, Ok(DeleteFirst(12))),
+            (b"1\n\0\n", false, false, Ok(DeleteFirst(1))),
+            (b"\0\n", false, false, Err(EINVAL)),
+            (b"\x001\n", false, false, Err(EINVAL)),
+            (b"A\0\n", true, false, Err(EINVAL)),
+            (b"1\0\n", true, false, Err(EINVAL)),
         ];
         for (bytes, staged, flush, want) in table {
             assert_eq!(&parse(bytes, *staged, *flush), want);

@@ -4,7 +4,7 @@
 //!
 //! The fields of an entry stay private to C (template formatting, the TPM
 //! extend and the kexec restore all live there); Rust reads what the list
-//! needs through small accessors in `ima_rs_glue.c` and frees an entry with
+//! needs through small accessors in `ima_queue.c` and frees an entry with
 //! IMA's own `ima_free_template_entry()`.
 
 use core::{
@@ -16,7 +16,7 @@ use kernel::{ffi::c_void, types::ForeignOwnable};
 
 /// The C `struct ima_template_entry`, opaque to Rust.
 #[repr(C)]
-pub struct TemplateEntry {
+pub(crate) struct TemplateEntry {
     _opaque: [u8; 0],
     _pin: PhantomData<(*mut u8, PhantomPinned)>,
 }

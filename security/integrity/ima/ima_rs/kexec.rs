@@ -12,6 +12,7 @@
 //! `ima_canonical_fmt` to the record's fields); the header is written here.
 
 use crate::{entry::TemplateEntry, queue::State};
+use core::mem::MaybeUninit;
 use kernel::prelude::*;
 
 extern "C" {
@@ -52,21 +53,13 @@ fn header(len: usize, count: u64, canonical: bool) -> [u8; HEADER_LEN] {
     header
 }
 
-/// Bytes a buffer needs for the header and the records of both lists as
-/// they stand, plus `extra` for records added before the kexec happens.
-/// Saturates at `usize::MAX`.
-pub(crate) fn buffer_size(state: &State, extra: usize) -> usize {
-    let (staged, current) =
-        state.with_lists(|staged, current| (staged.binary_size(), current.binary_size()));
-    HEADER_LEN
-        .saturating_add(staged)
-        .saturating_add(current)
-        .saturating_add(extra)
-}
-
 /// A buffer being filled with whole records, behind the room for its header.
+///
+/// # Invariants
+///
+/// The first `len` bytes of `buf` are initialised.
 struct Writer<'a> {
-    buf: &'a mut [u8],
+    buf: &'a mut [MaybeUninit<u8>],
     len: usize,
     count: u64,
 }
@@ -76,8 +69,10 @@ impl Writer<'_> {
     fn put(&mut self, entry: &TemplateEntry) -> Result {
         let room = self.buf.get_mut(self.len..).ok_or(EINVAL)?;
         // SAFETY: `entry` is a valid entry, and `room` is valid for writes of
-        // `room.len()` bytes.
-        let written = unsafe { ima_rs_entry_to_binary(entry, room.as_mut_ptr(), room.len()) };
+        // `room.len()` bytes, which C writes without reading them.
+        let written =
+            unsafe { ima_rs_entry_to_binary(entry, room.as_mut_ptr().cast::<u8>(), room.len()) };
+        // INVARIANT: C wrote `written` bytes behind the first `len`.
         self.len += usize::try_from(written).map_err(|_| EINVAL)?;
         self.count += 1;
         Ok(())
@@ -85,11 +80,16 @@ impl Writer<'_> {
 }
 
 /// Fills `buf` with the header and the records of `state`: the staged ones,
-/// then the current ones. Returns the bytes used, and whether every record
-/// fit; if not (`EINVAL`), the buffer holds the records that did, whole and
-/// counted in its header. As for any seq_file, C writes a record only if a
-/// byte is left free behind it: `buf` must be longer than [`buffer_size`].
-pub(crate) fn serialize(state: &State, buf: &mut [u8], canonical: bool) -> (usize, Result) {
+/// then the current ones. Returns the bytes used, which are initialised,
+/// and whether every record fit; if not (`EINVAL`), the buffer holds the
+/// records that did, whole and counted in its header. As for any seq_file,
+/// C writes a record only if a byte is left free behind it, so `buf` must
+/// be longer than the header and the records' binary sizes.
+pub(crate) fn serialize(
+    state: &State,
+    buf: &mut [MaybeUninit<u8>],
+    canonical: bool,
+) -> (usize, Result) {
     if buf.len() < HEADER_LEN {
         return (0, Err(EINVAL));
     }
@@ -98,17 +98,18 @@ pub(crate) fn serialize(state: &State, buf: &mut [u8], canonical: bool) -> (usiz
         len: HEADER_LEN,
         count: 0,
     };
-    let result = state.with_lists(|staged, current| {
+    let result = state.with_lists(|staged, current, rcu| {
         for list in [staged, current] {
-            // SAFETY: `with_lists` holds the extend lock, so nothing is cut.
-            for entry in unsafe { list.iter() } {
+            for entry in list.iter(rcu) {
                 writer.put(entry)?;
             }
         }
         Ok(())
     });
     let header = header(writer.len, writer.count, canonical);
-    writer.buf[..HEADER_LEN].copy_from_slice(&header);
+    for (byte, value) in writer.buf.iter_mut().zip(header) {
+        byte.write(value);
+    }
     (writer.len, result)
 }
 
@@ -116,6 +117,22 @@ pub(crate) fn serialize(state: &State, buf: &mut [u8], canonical: bool) -> (usiz
 mod tests {
     use super::*;
     use crate::testing::{add, add_entry, binary_size, new_state, SIZE};
+
+    /// Serializes `state` into a buffer of `len` bytes that starts out
+    /// uninitialised, as the kexec buffer does; returns the bytes used, as a
+    /// vector of that length, and the result.
+    fn serialized(state: &State, len: usize, canonical: bool) -> Result<(KVec<u8>, Result)> {
+        let mut buf = KVec::<u8>::with_capacity(len, GFP_KERNEL)?;
+        let (used, result) = serialize(state, &mut buf.spare_capacity_mut()[..len], canonical);
+        // SAFETY: `serialize` initialised the first `used` bytes.
+        unsafe { buf.inc_len(used) };
+        Ok((buf, result))
+    }
+
+    /// The records' bytes and the header's, for `state` as it stands.
+    fn records_size(state: &State) -> usize {
+        HEADER_LEN + state.staged().binary_size() + state.current().binary_size()
+    }
 
     /// The binary form of a test record, built from the format's definition
     /// rather than by C: PCR, SHA-1 template digest, template name length and
@@ -134,13 +151,6 @@ mod tests {
         }
         out.extend_from_slice(&0u32.to_le_bytes(), GFP_KERNEL)?;
         Ok(())
-    }
-
-    /// A zeroed buffer of `len` bytes.
-    fn zeroed(len: usize) -> Result<KVec<u8>> {
-        let mut buf = KVec::with_capacity(len, GFP_KERNEL)?;
-        buf.resize(len, 0, GFP_KERNEL)?;
-        Ok(buf)
     }
 
     #[test]
@@ -164,40 +174,39 @@ mod tests {
         expected[16..24].copy_from_slice(&3u64.to_le_bytes());
 
         for canonical in [false, true] {
-            let mut buf = zeroed(4096)?;
-            let (used, result) = serialize(&state, &mut buf, canonical);
+            let (buf, result) = serialized(&state, 4096, canonical)?;
             assert_eq!(result, Ok(()));
-            assert_eq!(used, len);
-            assert_eq!(&buf[..used], &expected[..]);
+            assert_eq!(&buf[..], &expected[..]);
         }
         Ok(())
     }
 
+    /// The records' binary sizes, which size the kexec segment (with the
+    /// header), are what serializing them takes.
     #[test]
     fn size_accounts_for_every_record() -> Result {
         let state = new_state()?;
-        let serialized = |state: &State| -> Result<usize> {
-            let mut buf = zeroed(buffer_size(state, 0) + 1)?;
-            let (used, result) = serialize(state, &mut buf, false);
-            result.map(|()| used)
+        let used = |state: &State| -> Result<usize> {
+            let (buf, result) = serialized(state, records_size(state) + 1, false)?;
+            result.map(|()| buf.len())
         };
-        assert_eq!(buffer_size(&state, 0), HEADER_LEN);
-        assert_eq!(serialized(&state)?, HEADER_LEN);
+        assert_eq!(records_size(&state), HEADER_LEN);
+        assert_eq!(used(&state)?, HEADER_LEN);
         for fill in 1..=4u8 {
             assert!(add_entry(&state, 10, fill, u32::from(fill), false)?);
         }
         let four = (1..=4).map(binary_size).sum::<usize>();
-        assert_eq!(buffer_size(&state, 0), HEADER_LEN + four);
-        assert_eq!(serialized(&state)?, HEADER_LEN + four);
+        assert_eq!(records_size(&state), HEADER_LEN + four);
+        assert_eq!(used(&state)?, HEADER_LEN + four);
         assert_eq!(state.stage(), Ok(()));
         assert!(add(&state, 10, 5, false)?);
-        assert_eq!(buffer_size(&state, 0), HEADER_LEN + four + SIZE);
-        assert_eq!(serialized(&state)?, HEADER_LEN + four + SIZE);
+        assert_eq!(records_size(&state), HEADER_LEN + four + SIZE);
+        assert_eq!(used(&state)?, HEADER_LEN + four + SIZE);
         assert_eq!(state.delete_current_front(1), Ok(()));
-        assert_eq!(serialized(&state)?, HEADER_LEN + four);
+        assert_eq!(used(&state)?, HEADER_LEN + four);
         assert_eq!(state.delete_staged(false), Ok(()));
-        assert_eq!(serialized(&state)?, HEADER_LEN);
-        assert_eq!(buffer_size(&state, 100), HEADER_LEN + 100);
+        assert_eq!(used(&state)?, HEADER_LEN);
+        assert_eq!(records_size(&state), HEADER_LEN);
         Ok(())
     }
 
@@ -208,14 +217,13 @@ mod tests {
             assert!(add(&state, 10, fill, false)?);
         }
         // Room for the header, one record and part of the next.
-        let mut buf = zeroed(HEADER_LEN + SIZE + SIZE / 2)?;
-        let (used, result) = serialize(&state, &mut buf, false);
+        let (buf, result) = serialized(&state, HEADER_LEN + SIZE + SIZE / 2, false)?;
         assert_eq!(result, Err(EINVAL));
-        assert_eq!(used, HEADER_LEN + SIZE);
+        assert_eq!(buf.len(), HEADER_LEN + SIZE);
         assert_eq!(&buf[8..16], &((HEADER_LEN + SIZE) as u64).to_ne_bytes());
         assert_eq!(&buf[16..24], &1u64.to_ne_bytes());
-        let (used, result) = serialize(&state, &mut buf[..HEADER_LEN - 1], false);
-        assert_eq!((used, result), (0, Err(EINVAL)));
+        let (buf, result) = serialized(&state, HEADER_LEN - 1, false)?;
+        assert_eq!((buf.len(), result), (0, Err(EINVAL)));
         assert_eq!(state.current().len(), 3);
         Ok(())
     }

@@ -7,17 +7,21 @@
 //! record at a position, which every `read()` of a measurement file does
 //! first, is a lookup instead of a walk from the head of a linked list, and
 //! cutting the first N records or all of them only moves `head`: the records
-//! left behind are freed later, outside the extend lock, by
-//! [`RecordList::free`]. Positions are never reused.
+//! cut off are freed later, outside the extend lock, by [`Cut::free`].
+//! Positions are never reused.
 //!
-//! Only the holder of the extend lock appends or cuts. Readers take nothing
-//! but the XArray's spinlock for a lookup, so they never wait for a TPM
-//! extend, and they see a record once `tail` has been published past it.
-//! A reader keeps an RCU read-side critical section from its lookup until it
-//! is done with the record, and [`RecordList::free`] waits for a grace period
-//! before it frees what a cut took off: no reader ever sees a freed record.
+//! Appending and cutting take the extend lock's guard, so that they are
+//! ordered with each other and with the TPM extend. Readers take nothing but
+//! an RCU read-side critical section and, for a lookup, the XArray's
+//! spinlock, so they never wait for a TPM extend. [`Cut::free`] waits
+//! for a grace period before it frees what a cut took off: a record a reader
+//! found stays valid until its RCU read-side critical section ends, whatever
+//! the writers do meanwhile.
 
-use crate::entry::{Record, TemplateEntry};
+use crate::{
+    entry::{Record, TemplateEntry},
+    queue::{CommandGuard, ExtendGuard},
+};
 use core::ops::Range;
 use kernel::{
     prelude::*,
@@ -25,6 +29,7 @@ use kernel::{
         atomic::{Acquire, Atomic, Relaxed, Release},
         rcu,
     },
+    warn_on,
     xarray::{AllocKind, XArray},
 };
 
@@ -35,11 +40,14 @@ const FREE_BATCH: usize = 64;
 ///
 /// # Invariants
 ///
-/// - `head <= tail`, and `records` holds a record at every index of
-///   `[head, tail)`; indices below `head` are empty or being freed by
-///   [`RecordList::free`].
-/// - `size` is the sum of [`TemplateEntry::binary_size`] over `[head, tail)`.
-/// - `head`, `tail` and `size` change only under the extend lock.
+/// - `head <= tail`, and neither ever decreases.
+/// - `records` holds a record at every index of `[head, tail)`. An index
+///   below `head` holds a record that one [`Cut`] owns until [`Cut::free`]
+///   removes it, or nothing.
+/// - A record leaves `records` only in [`Cut::free`], after an RCU
+///   grace period that started after it was cut off.
+/// - While the extend lock is free, `size` is the sum of
+///   [`TemplateEntry::binary_size`] over `[head, tail)`.
 #[pin_data]
 pub(crate) struct RecordList {
     #[pin]
@@ -47,6 +55,18 @@ pub(crate) struct RecordList {
     head: Atomic<usize>,
     tail: Atomic<usize>,
     size: Atomic<usize>,
+}
+
+/// Records cut off a list, to be freed with [`Cut::free`].
+///
+/// # Invariants
+///
+/// Every position in `positions` is below `list.head`, and no other `Cut`
+/// holds it.
+#[must_use = "the records cut off are freed by Cut::free"]
+pub(crate) struct Cut<'a> {
+    list: &'a RecordList,
+    positions: Range<usize>,
 }
 
 impl RecordList {
@@ -60,9 +80,15 @@ impl RecordList {
         })
     }
 
-    /// The number of records.
+    /// The number of records. Needs no lock.
     pub(crate) fn len(&self) -> usize {
-        self.tail.load(Acquire) - self.head.load(Relaxed)
+        // `head` first: a `tail` loaded after it is at least the `tail` that
+        // the cut which stored this `head` saw, so at least `head`. Loaded
+        // the other way round, a push and a cut in between could move `head`
+        // past it.
+        let head = self.head.load(Acquire);
+        let tail = self.tail.load(Acquire);
+        tail - head
     }
 
     /// Whether the list holds no record.
@@ -75,19 +101,28 @@ impl RecordList {
         self.size.load(Relaxed)
     }
 
-    /// Appends `record`. The caller holds the extend lock.
+    /// Appends `record`.
     ///
     /// On failure the record is handed back, so that the caller can return
     /// its ownership to C.
-    pub(crate) fn push(&self, record: Record) -> Result<(), (Error, Record)> {
+    pub(crate) fn push(
+        &self,
+        _extend: &ExtendGuard<'_>,
+        record: Record,
+    ) -> Result<(), (Error, Record)> {
         let tail = self.tail.load(Relaxed);
         let size = record.binary_size();
-        let mut records = self.records.lock();
-        match records.store(tail, record, GFP_KERNEL) {
-            Ok(_) => {}
+        match self.records.lock().store(tail, record, GFP_KERNEL) {
+            Ok(None) => {}
+            Ok(Some(replaced)) => {
+                // Only a push fills `tail`, under the extend lock, and moves
+                // `tail` past it. Were the slot taken, a reader could still
+                // hold what it replaced: leak it rather than free it.
+                warn_on!(true);
+                core::mem::forget(replaced);
+            }
             Err(e) => return Err((e.error, e.value)),
         }
-        drop(records);
         self.size
             .store(self.size.load(Relaxed).saturating_add(size), Relaxed);
         // INVARIANT: The slot at `tail` is filled before `tail` moves past
@@ -96,80 +131,83 @@ impl RecordList {
         Ok(())
     }
 
-    /// The record at `pos` (counted from the first live record), as a
-    /// pointer for C code that formats it.
-    ///
-    /// The record stays valid until the caller leaves the RCU read-side
-    /// critical section it called this in, or, without one, for as long as
-    /// the caller keeps cuts away (see [`RecordList::iter`]).
-    pub(crate) fn get(&self, pos: usize) -> Option<*mut TemplateEntry> {
-        let index = self.head.load(Relaxed).checked_add(pos)?;
+    /// The record at `pos` (counted from the first live record), valid as
+    /// long as the RCU read-side critical section of `_rcu`.
+    pub(crate) fn get<'a>(&'a self, _rcu: &'a rcu::Guard, pos: usize) -> Option<&'a TemplateEntry> {
+        let index = self.head.load(Acquire).checked_add(pos)?;
         if index >= self.tail.load(Acquire) {
             return None;
         }
-        let records = self.records.lock();
-        records
-            .get(index)
-            .map(|entry| core::ptr::from_ref(entry).cast_mut())
+        let entry = core::ptr::from_ref(self.records.lock().get(index)?);
+        // SAFETY: The record was in `records` during the RCU read-side
+        // critical section of `_rcu`: by the type invariants it is freed only
+        // after a grace period that starts once it is cut off, which ends
+        // after that critical section does.
+        Some(unsafe { &*entry })
     }
 
     /// The records, in order, including those appended while it runs.
-    ///
-    /// # Safety
-    ///
-    /// No record of the list may be cut until the caller is done with the
-    /// iterator and the references it returned: the caller holds the extend
-    /// lock, or the lock that orders every cut.
-    pub(crate) unsafe fn iter(&self) -> impl Iterator<Item = &TemplateEntry> + '_ {
-        (0..).map_while(move |pos| {
-            // SAFETY: `get` returns a live record, and the caller keeps it
-            // from being cut, hence from being freed, while it is in use.
-            self.get(pos).map(|entry| unsafe { &*entry })
-        })
+    pub(crate) fn iter<'a>(
+        &'a self,
+        rcu: &'a rcu::Guard,
+    ) -> impl Iterator<Item = &'a TemplateEntry> + 'a {
+        (0..).map_while(move |pos| self.get(rcu, pos))
     }
 
     /// Binary size of the first `n` records, or `None` if there are fewer.
-    ///
-    /// # Safety
-    ///
-    /// As for [`RecordList::iter`]; only appends may happen meanwhile.
-    pub(crate) unsafe fn front_size(&self, n: usize) -> Option<usize> {
+    /// Holding the command lock, the caller knows that no cut changes which
+    /// records those are until it cuts them itself.
+    pub(crate) fn front_size(&self, _commands: &CommandGuard<'_>, n: usize) -> Option<usize> {
+        let rcu = rcu::read_lock();
         if n > self.len() {
             return None;
         }
-        // SAFETY: The caller keeps cuts away.
-        let records = unsafe { self.iter() };
-        Some(records.take(n).fold(0, |size: usize, entry| {
+        Some(self.iter(&rcu).take(n).fold(0, |size: usize, entry| {
             size.saturating_add(entry.binary_size())
         }))
     }
 
-    /// Cuts the first `n` records, of `size` bytes, off the list in O(1).
-    /// The caller holds the extend lock, has checked `n <= len()` and frees
-    /// the returned positions with [`RecordList::free`] once it has dropped
-    /// the lock.
-    pub(crate) fn cut_front(&self, n: usize, size: usize) -> Range<usize> {
+    /// Cuts the first `n` records, of `size` bytes, off the list in O(1), or
+    /// none if there are fewer.
+    pub(crate) fn cut_front(
+        &self,
+        _extend: &ExtendGuard<'_>,
+        n: usize,
+        size: usize,
+    ) -> Option<Cut<'_>> {
         let head = self.head.load(Relaxed);
-        self.size.store(self.size.load(Relaxed) - size, Relaxed);
-        // INVARIANT: The caller checked `n <= len()`, so `head + n <= tail`.
-        self.head.store(head + n, Release);
-        head..head + n
+        let len = self.tail.load(Acquire).checked_sub(head)?;
+        if n > len {
+            return None;
+        }
+        // Under the extend lock nothing else moves `head`; were it moved
+        // meanwhile, cutting nothing keeps every position in one cut only.
+        // INVARIANT: `n <= tail - head`, so `head + n <= tail`.
+        self.head.cmpxchg(head, head + n, Release).ok()?;
+        self.size
+            .store(self.size.load(Relaxed).saturating_sub(size), Relaxed);
+        Some(Cut {
+            list: self,
+            positions: head..head + n,
+        })
     }
 
     /// Cuts every record off the list in O(1); see [`RecordList::cut_front`].
-    pub(crate) fn cut_all(&self) -> Range<usize> {
-        let head = self.head.load(Relaxed);
-        let tail = self.tail.load(Relaxed);
-        self.size.store(0, Relaxed);
-        // INVARIANT: `head` becomes `tail`: the list is empty.
-        self.head.store(tail, Release);
-        head..tail
+    pub(crate) fn cut_all(&self, extend: &ExtendGuard<'_>) -> Cut<'_> {
+        let size = self.binary_size();
+        self.cut_front(extend, self.len(), size).unwrap_or(Cut {
+            list: self,
+            positions: 0..0,
+        })
     }
+}
 
-    /// Frees the records at `positions`, which a cut took off the list,
-    /// without the extend lock, once every reader that could have looked
-    /// them up has left its RCU read-side critical section.
-    pub(crate) fn free(&self, positions: Range<usize>) {
+impl Cut<'_> {
+    /// Frees the records cut off, without the extend lock, once every
+    /// reader that could have found them has left its RCU read-side
+    /// critical section.
+    pub(crate) fn free(self) {
+        let positions = self.positions;
         if positions.is_empty() {
             return;
         }
@@ -178,7 +216,7 @@ impl RecordList {
             let chunk_end = positions.end.min(chunk_start.saturating_add(FREE_BATCH));
             // The XArray lock is taken per batch: a long list is freed
             // without holding it for long.
-            let mut records = self.records.lock();
+            let mut records = self.list.records.lock();
             for index in chunk_start..chunk_end {
                 drop(records.remove(index));
             }

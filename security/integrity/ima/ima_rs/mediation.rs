@@ -8,68 +8,92 @@
 //! across all the measurement files, original and `_staged`. The writer task
 //! may open more of them for writing (to stage on one and read another
 //! back), but a read-only open of its own would be a reader and is refused.
+//!
+//! Opens are admitted per task, but releases are counted per open file: the
+//! last reference to a file is often dropped by another task (a child that
+//! inherited it, a receiver of `SCM_RIGHTS`, a deferred `fput()`), and the
+//! files are free again only once every write open has been released.
 
-use kernel::prelude::*;
+use kernel::{
+    prelude::*,
+    sync::aref::ARef,
+    task::{CurrentTask, Task},
+    warn_on,
+};
 
-/// The task opening or closing a file, as an identity to compare: the
-/// address of its `task_struct`, which stays valid while it has a file open.
-pub(crate) type TaskId = usize;
+/// Most readers at once (C's `LONG_MAX`).
+const MAX_READERS: usize = isize::MAX as usize;
+
+/// The task that opened the files for writing. A reference keeps its
+/// `task_struct`, so that no new task can take its address meanwhile.
+pub(crate) struct Writer(ARef<Task>);
+
+impl Writer {
+    /// The task running this code.
+    pub(crate) fn current(task: &CurrentTask) -> Self {
+        Self(ARef::from(&**task))
+    }
+}
+
+impl PartialEq for Writer {
+    fn eq(&self, other: &Self) -> bool {
+        core::ptr::eq::<Task>(&*self.0, &*other.0)
+    }
+}
 
 /// The open measurement files.
 ///
 /// # Invariants
 ///
-/// `users > 0` counts readers, `users == -1` means `writer` holds the files
-/// (then `Some`) with `extra_opens` further write opens.
-pub(crate) struct Users {
-    users: isize,
-    writer: Option<TaskId>,
-    extra_opens: usize,
+/// `readers` is zero while `writer` is `Some((task, opens))`; then `task`
+/// holds the files with `opens >= 1` write opens not yet released.
+pub(crate) struct Users<T> {
+    readers: usize,
+    writer: Option<(T, usize)>,
 }
 
-impl Users {
+impl<T: PartialEq> Users<T> {
     /// Nobody has a file open.
     pub(crate) const fn new() -> Self {
         Self {
-            users: 0,
+            readers: 0,
             writer: None,
-            extra_opens: 0,
         }
     }
 
     /// Admits an open by `task`, for writing if `write`: `EBUSY` if the
-    /// other kind holds the files, `ENFILE` if readers would overflow.
-    pub(crate) fn open(&mut self, write: bool, task: TaskId) -> Result {
-        if !write && self.users == isize::MAX {
-            return Err(ENFILE);
-        }
-        if write && self.writer == Some(task) {
-            self.extra_opens += 1;
-            return Ok(());
-        }
-        if (write && self.users != 0) || (!write && self.users < 0) {
-            return Err(EBUSY);
-        }
-        if write {
+    /// other kind holds the files (the writer's own read-only open
+    /// included), `ENFILE` if readers would overflow.
+    pub(crate) fn open(&mut self, write: bool, task: T) -> Result {
+        match (&mut self.writer, write) {
+            (Some((writer, opens)), true) if *writer == task => {
+                *opens = opens.checked_add(1).ok_or(ENFILE)?;
+            }
+            (Some(_), _) => return Err(EBUSY),
+            (None, true) if self.readers > 0 => return Err(EBUSY),
             // INVARIANT: No reader: the writer takes the files.
-            self.users = -1;
-            self.writer = Some(task);
-        } else {
-            self.users += 1;
+            (None, true) => self.writer = Some((task, 1)),
+            (None, false) if self.readers == MAX_READERS => return Err(ENFILE),
+            (None, false) => self.readers += 1,
         }
         Ok(())
     }
 
-    /// Releases an open that [`Users::open`] admitted.
-    pub(crate) fn release(&mut self, write: bool, task: TaskId) {
-        if write && self.writer == Some(task) && self.extra_opens > 0 {
-            self.extra_opens -= 1;
-        } else if write {
-            // INVARIANT: The writer's last open: nobody holds the files.
-            self.users = 0;
-            self.writer = None;
-        } else {
-            self.users -= 1;
+    /// Releases an open that [`Users::open`] admitted, whichever task
+    /// releases it.
+    pub(crate) fn release(&mut self, write: bool) {
+        if !write {
+            warn_on!(self.readers == 0);
+            self.readers = self.readers.saturating_sub(1);
+            return;
+        }
+        match &mut self.writer {
+            Some((_, opens)) if *opens > 1 => *opens -= 1,
+            // INVARIANT: The last write open: nobody holds the files.
+            Some(_) => self.writer = None,
+            None => {
+                warn_on!(true);
+            }
         }
     }
 }
@@ -78,8 +102,8 @@ impl Users {
 mod tests {
     use super::*;
 
-    const T1: TaskId = 0x1000;
-    const T2: TaskId = 0x2000;
+    const T1: usize = 0x1000;
+    const T2: usize = 0x2000;
 
     #[test]
     fn readers_or_one_writer() {
@@ -87,15 +111,15 @@ mod tests {
         assert_eq!(u.open(false, T1), Ok(()));
         assert_eq!(u.open(false, T2), Ok(()));
         assert_eq!(u.open(true, T1), Err(EBUSY));
-        u.release(false, T1);
+        u.release(false);
         assert_eq!(u.open(true, T2), Err(EBUSY));
-        u.release(false, T2);
+        u.release(false);
         assert_eq!(u.open(true, T1), Ok(()));
         assert_eq!(u.open(false, T2), Err(EBUSY));
         assert_eq!(u.open(true, T2), Err(EBUSY));
-        u.release(true, T1);
+        u.release(true);
         assert_eq!(u.open(false, T2), Ok(()));
-        u.release(false, T2);
+        u.release(false);
         assert_eq!(u.open(true, T2), Ok(()));
     }
 
@@ -105,19 +129,45 @@ mod tests {
         assert_eq!(u.open(true, T1), Ok(()));
         assert_eq!(u.open(true, T1), Ok(()));
         assert_eq!(u.open(false, T1), Err(EBUSY));
-        u.release(true, T1);
+        u.release(true);
         // One write open left: still held.
         assert_eq!(u.open(false, T2), Err(EBUSY));
-        u.release(true, T1);
+        u.release(true);
         assert_eq!(u.open(false, T2), Ok(()));
+    }
+
+    /// Releases of the writer's files in other tasks (an inherited or
+    /// passed file closed last elsewhere) count like the writer's own.
+    #[test]
+    fn released_in_another_task() {
+        let mut u = Users::new();
+        // Two write opens, both released elsewhere: idle again.
+        assert_eq!(u.open(true, T1), Ok(()));
+        assert_eq!(u.open(true, T1), Ok(()));
+        u.release(true);
+        u.release(true);
+        assert_eq!(u.open(false, T2), Ok(()));
+        u.release(false);
+        assert_eq!(u.open(true, T2), Ok(()));
+        u.release(true);
+        // One of two released elsewhere: the writer still holds the files.
+        assert_eq!(u.open(true, T1), Ok(()));
+        assert_eq!(u.open(true, T1), Ok(()));
+        u.release(true);
+        assert_eq!(u.open(false, T2), Err(EBUSY));
+        assert_eq!(u.open(true, T2), Err(EBUSY));
+        assert_eq!(u.open(true, T1), Ok(()));
+        u.release(true);
+        u.release(true);
+        assert_eq!(u.open(false, T2), Ok(()));
+        assert_eq!(u.open(false, T1), Ok(()));
     }
 
     #[test]
     fn reader_overflow() {
         let mut u = Users {
-            users: isize::MAX,
+            readers: MAX_READERS,
             writer: None,
-            extra_opens: 0,
         };
         assert_eq!(u.open(false, T1), Err(ENFILE));
         assert_eq!(u.open(true, T1), Err(EBUSY));

@@ -8,7 +8,7 @@ use crate::{
     command::Command,
     entry::{Record, TemplateEntry},
     list::RecordList,
-    mediation::{TaskId, Users},
+    mediation::{Users, Writer},
     table::{DigestTable, Slot},
 };
 use core::ptr::NonNull;
@@ -17,25 +17,35 @@ use kernel::{
     prelude::*,
     sync::{
         atomic::{Acquire, Atomic, Relaxed, Release},
-        Mutex, SetOnce,
+        lock::{mutex::MutexBackend, Guard},
+        rcu, Mutex, SetOnce,
     },
     try_pin_init,
 };
 
-/// What the extend lock protects besides the lists' own counters.
-struct Queue {
+/// What the extend lock protects besides the lists' positions.
+pub(crate) struct Queue {
     table: DigestTable,
     /// Set once measurement is suspended for a reboot or kexec.
     suspended: bool,
 }
 
+/// What the command lock protects: the right to cut a list.
+pub(crate) struct Commands(());
+
+/// Proof that the extend lock is held: lists are appended to and cut
+/// only with it.
+pub(crate) type ExtendGuard<'a> = Guard<'a, Queue, MutexBackend>;
+
+/// Proof that the command lock is held: no other command cuts a list.
+pub(crate) type CommandGuard<'a> = Guard<'a, Commands, MutexBackend>;
+
 /// Everything the queue owns, allocated once by [`init`] and never freed.
 ///
 /// # Invariants
 ///
-/// `lists[current]` is the current list and the other one the staged list;
-/// `current`, like the lists' positions, changes only under `queue`'s lock.
-/// Only a holder of `commands` cuts a list or changes `current`.
+/// `second_is_current` says which list is the current one; the other one is
+/// the staged list. It changes only with both locks held.
 #[pin_data]
 pub(crate) struct State {
     #[pin]
@@ -45,16 +55,16 @@ pub(crate) struct State {
     /// when the cut is made. The open mediation admits a single writer
     /// task, but threads sharing its file could write at the same time.
     #[pin]
-    commands: Mutex<()>,
+    commands: Mutex<Commands>,
     /// The open measurement files; a lock of its own, as in C, so that
     /// opening never waits for a TPM extend.
     #[pin]
-    users: Mutex<Users>,
+    users: Mutex<Users<Writer>>,
     #[pin]
     first: RecordList,
     #[pin]
     second: RecordList,
-    current: Atomic<usize>,
+    second_is_current: Atomic<bool>,
     /// Records added since boot, restored ones included, deleted ones too.
     records_since_boot: Atomic<usize>,
     /// Their size in the binary format.
@@ -90,6 +100,16 @@ pub(crate) enum AddError {
     NoMemory,
 }
 
+impl From<AddError> for Error {
+    fn from(e: AddError) -> Error {
+        match e {
+            AddError::Suspended => ENODEV,
+            AddError::Duplicate => EEXIST,
+            AddError::NoMemory => ENOMEM,
+        }
+    }
+}
+
 impl State {
     /// An empty queue: IMA's own is made once by [`init`], tests make
     /// their own.
@@ -99,33 +119,34 @@ impl State {
                 table: DigestTable::new(),
                 suspended: false,
             }),
-            commands <- new_mutex!(()),
+            commands <- new_mutex!(Commands(())),
             users <- new_mutex!(Users::new()),
             first <- RecordList::new(),
             second <- RecordList::new(),
-            current: Atomic::new(0),
+            second_is_current: Atomic::new(false),
             records_since_boot: Atomic::new(0),
             size_since_boot: Atomic::new(0),
             violations: Atomic::new(0),
         }? Error)
     }
 
-    fn list(&self, index: usize) -> &RecordList {
-        if index == 0 {
-            &self.first
+    /// The two lists: the staged one, then the current one.
+    fn lists(&self) -> (&RecordList, &RecordList) {
+        if self.second_is_current.load(Acquire) {
+            (&self.first, &self.second)
         } else {
-            &self.second
+            (&self.second, &self.first)
         }
     }
 
     /// The list new records go to.
     pub(crate) fn current(&self) -> &RecordList {
-        self.list(self.current.load(Acquire))
+        self.lists().1
     }
 
     /// The list of staged records (empty when nothing is staged).
     pub(crate) fn staged(&self) -> &RecordList {
-        self.list(1 - self.current.load(Acquire))
+        self.lists().0
     }
 
     /// Adds `entry` to the current list and extends its PCR, atomically
@@ -166,7 +187,7 @@ impl State {
         // goes back to it through `into_raw` if the append fails.
         let record = unsafe { Record::from_raw(entry) };
         let size = record.binary_size();
-        if let Err((_, record)) = self.current().push(record) {
+        if let Err((_, record)) = self.current().push(&queue, record) {
             record.into_raw();
             return Err(AddError::NoMemory);
         }
@@ -184,11 +205,11 @@ impl State {
     ///
     /// As for [`State::add`].
     pub(crate) unsafe fn restore(&self, entry: NonNull<TemplateEntry>) -> Result {
-        let _queue = self.queue.lock();
+        let queue = self.queue.lock();
         // SAFETY: As in `add`.
         let record = unsafe { Record::from_raw(entry) };
         let size = record.binary_size();
-        self.current().push(record).map_err(|(e, record)| {
+        self.current().push(&queue, record).map_err(|(e, record)| {
             record.into_raw();
             e
         })?;
@@ -201,17 +222,19 @@ impl State {
     pub(crate) fn stage(&self) -> Result {
         let _commands = self.commands.lock();
         let queue = self.queue.lock();
-        if !self.staged().is_empty() {
+        let (staged, current) = self.lists();
+        if !staged.is_empty() {
             return Err(EEXIST);
         }
-        if self.current().is_empty() {
+        if current.is_empty() {
             return Err(ENOENT);
         }
         if queue.suspended {
             return Err(EACCES);
         }
-        // INVARIANT: `current` changes under both locks.
-        self.current.store(1 - self.current.load(Relaxed), Release);
+        // INVARIANT: Both locks are held.
+        let second_is_current = self.second_is_current.load(Relaxed);
+        self.second_is_current.store(!second_is_current, Release);
         Ok(())
     }
 
@@ -228,11 +251,11 @@ impl State {
         if queue.suspended {
             return Err(ESTALE);
         }
-        let positions = staged.cut_all();
+        let cut = staged.cut_all(&queue);
         let old_table = flush.then(|| core::mem::replace(&mut queue.table, DigestTable::new()));
         drop(queue);
         drop(old_table);
-        staged.free(positions);
+        cut.free();
         Ok(())
     }
 
@@ -243,25 +266,28 @@ impl State {
     /// happen meanwhile: no other command runs); the cut itself is O(1)
     /// under it.
     pub(crate) fn delete_current_front(&self, n: usize) -> Result {
-        let _commands = self.commands.lock();
+        let commands = self.commands.lock();
         let current = self.current();
-        // SAFETY: Only a holder of the command lock cuts a list.
-        let size = unsafe { current.front_size(n) }.ok_or(ENOENT)?;
+        let size = current.front_size(&commands, n).ok_or(ENOENT)?;
         let queue = self.queue.lock();
         if queue.suspended {
             return Err(ESTALE);
         }
-        let positions = current.cut_front(n, size);
+        let cut = current.cut_front(&queue, n, size).ok_or(ENOENT)?;
         drop(queue);
-        current.free(positions);
+        cut.free();
         Ok(())
     }
 
     /// Runs `f` on the staged and the current list with the extend lock
     /// held: no record is added, staged or deleted until it returns.
-    pub(crate) fn with_lists<R>(&self, f: impl FnOnce(&RecordList, &RecordList) -> R) -> R {
+    pub(crate) fn with_lists<R>(
+        &self,
+        f: impl FnOnce(&RecordList, &RecordList, &rcu::Guard) -> R,
+    ) -> R {
         let _queue = self.queue.lock();
-        f(self.staged(), self.current())
+        let (staged, current) = self.lists();
+        f(staged, current, &rcu::read_lock())
     }
 
     /// Runs a command written to a measurement file.
@@ -273,14 +299,14 @@ impl State {
         }
     }
 
-    /// Admits an open of a measurement file; see [`Users::open`].
-    pub(crate) fn open_file(&self, write: bool, task: TaskId) -> Result {
+    /// Admits an open of a measurement file by `task`; see [`Users::open`].
+    pub(crate) fn open_file(&self, write: bool, task: Writer) -> Result {
         self.users.lock().open(write, task)
     }
 
-    /// Releases an open admitted by [`State::open_file`].
-    pub(crate) fn release_file(&self, write: bool, task: TaskId) {
-        self.users.lock().release(write, task);
+    /// Releases an open admitted by [`State::open_file`], in whatever task.
+    pub(crate) fn release_file(&self, write: bool) {
+        self.users.lock().release(write);
     }
 
     fn count_since_boot(&self, size: usize) {
@@ -319,7 +345,11 @@ mod tests {
     use super::*;
     use crate::testing::{add, binary_size, entry, fills, new_state, DATA_LEN, SIZE};
     use kernel::{
-        sync::{Arc, Completion},
+        sync::{rcu, Arc, Completion},
+        time::{
+            delay::{fsleep, udelay},
+            Delta,
+        },
         workqueue,
     };
 
@@ -341,7 +371,7 @@ mod tests {
         assert_eq!(extends, 3);
         assert_eq!(state.current().len(), 3);
         assert_eq!(&fills(state.current())?[..], &[1, 2, 3]);
-        assert!(state.current().get(3).is_none());
+        assert!(state.current().get(&rcu::read_lock(), 3).is_none());
         let sizes = binary_size(1) + binary_size(2) + binary_size(3);
         assert_eq!(state.current().binary_size(), sizes);
         assert_eq!(state.since_boot(), (3, sizes));
@@ -467,7 +497,7 @@ mod tests {
             assert!(add(&state, 10, fill, false)?);
         }
         let (appender, finished) = (state.clone(), done.clone());
-        workqueue::system().try_spawn(GFP_KERNEL, move || {
+        workqueue::system_unbound().try_spawn(GFP_KERNEL, move || {
             for fill in 21..21 + RACE_ADDS {
                 // A failure shows as a wrong count below.
                 let _ = add(&appender, 11, fill, false);
@@ -517,6 +547,164 @@ mod tests {
         state.suspend();
         assert_eq!(state.stage(), Err(EACCES));
         assert_eq!(&fills(state.current())?[..], &[1]);
+        Ok(())
+    }
+
+    /// N on an empty current list (everything staged) and N beyond any
+    /// count are refused and change nothing.
+    #[test]
+    fn delete_first_n_refused() -> Result {
+        let state = new_state()?;
+        for fill in 1..=3u8 {
+            assert!(add(&state, 10, fill, false)?);
+        }
+        assert_eq!(state.delete_current_front(usize::MAX), Err(ENOENT));
+        assert_eq!(state.stage(), Ok(()));
+        assert_eq!(state.delete_current_front(1), Err(ENOENT));
+        assert_eq!(state.delete_current_front(usize::MAX), Err(ENOENT));
+        assert_eq!(&fills(state.staged())?[..], &[1, 2, 3]);
+        assert!(state.current().is_empty());
+        assert_eq!(state.staged().binary_size(), 3 * SIZE);
+        assert_eq!(state.current().binary_size(), 0);
+        Ok(())
+    }
+
+    /// As in C, a list's own error comes before suspension's: EEXIST and
+    /// ENOENT before EACCES, ENOENT before ESTALE.
+    #[test]
+    fn error_precedence() -> Result {
+        let state = new_state()?;
+        state.suspend();
+        assert_eq!(state.stage(), Err(ENOENT));
+        assert_eq!(state.delete_staged(false), Err(ENOENT));
+        assert_eq!(state.delete_current_front(1), Err(ENOENT));
+
+        let state = new_state()?;
+        assert!(add(&state, 10, 1, false)?);
+        assert_eq!(state.stage(), Ok(()));
+        assert!(add(&state, 10, 2, false)?);
+        state.suspend();
+        assert_eq!(state.stage(), Err(EEXIST));
+        assert_eq!(state.delete_current_front(2), Err(ENOENT));
+        assert_eq!(state.delete_current_front(1), Err(ESTALE));
+        assert_eq!(state.delete_staged(false), Err(ESTALE));
+        assert_eq!(&fills(state.staged())?[..], &[1]);
+        assert_eq!(&fills(state.current())?[..], &[2]);
+        Ok(())
+    }
+
+    /// With `ima_flush_htable`, `D` empties the whole table as C does:
+    /// digests of records still in the current list are forgotten too.
+    #[test]
+    fn flush_with_current_records() -> Result {
+        let state = new_state()?;
+        assert!(add(&state, 10, 1, false)?);
+        assert_eq!(state.stage(), Ok(()));
+        assert!(add(&state, 10, 2, false)?);
+        assert_eq!(state.delete_staged(true), Ok(()));
+        assert_eq!(&fills(state.current())?[..], &[2]);
+        assert!(add(&state, 10, 2, false)?);
+        assert!(add(&state, 10, 1, false)?);
+        assert!(!add(&state, 10, 1, false)?);
+        assert_eq!(&fills(state.current())?[..], &[2, 2, 1]);
+        Ok(())
+    }
+
+    /// Without the table (`CONFIG_IMA_DISABLE_HTABLE`) every record is
+    /// added, and none is remembered for later.
+    #[test]
+    fn without_table() -> Result {
+        let state = new_state()?;
+        for _ in 0..2 {
+            let e = entry(10, 1, DATA_LEN)?;
+            // SAFETY: `e` is a fresh entry that this test owns.
+            assert!(matches!(unsafe { state.add(e, false, false, || 0) }, Ok(0)));
+        }
+        assert!(add(&state, 10, 1, false)?);
+        assert_eq!(&fills(state.current())?[..], &[1, 1, 1]);
+        assert_eq!(state.since_boot(), (3, 3 * SIZE));
+        Ok(())
+    }
+
+    /// A failed TPM extend is returned, and the record stays, as in C.
+    #[test]
+    fn failed_extend_keeps_record() -> Result {
+        let state = new_state()?;
+        let e = entry(10, 1, DATA_LEN)?;
+        // SAFETY: `e` is a fresh entry that this test owns.
+        let r = unsafe { state.add(e, false, true, || EIO.to_errno()) };
+        assert!(matches!(r, Ok(tpm) if tpm == EIO.to_errno()));
+        assert_eq!(&fills(state.current())?[..], &[1]);
+        assert!(!add(&state, 10, 1, false)?);
+        assert_eq!(state.since_boot(), (1, SIZE));
+        Ok(())
+    }
+
+    /// Records the racing appender adds while commands run.
+    const COMMAND_RACE_ADDS: u8 = 240;
+
+    /// `A` and `D` run while a work item appends: every record ends up
+    /// either deleted or current, once, in order.
+    #[test]
+    fn stage_and_delete_racing_append() -> Result {
+        let state = Arc::pin_init(State::new(), GFP_KERNEL)?;
+        let done = Arc::pin_init(Completion::new(), GFP_KERNEL)?;
+        let (appender, finished) = (state.clone(), done.clone());
+        workqueue::system_unbound().try_spawn(GFP_KERNEL, move || {
+            for fill in 1..=COMMAND_RACE_ADDS {
+                // A failure shows as a missing record below.
+                let _ = add(&appender, 10, fill, false);
+            }
+            finished.complete_all();
+        })?;
+        let mut seen = KVec::new();
+        while seen.len() < usize::from(COMMAND_RACE_ADDS) / 2 {
+            if state.stage().is_ok() {
+                // Only this test runs commands: the staged list stands
+                // still until it deletes it.
+                seen.extend_from_slice(&fills(state.staged())?, GFP_KERNEL)?;
+                assert_eq!(state.delete_staged(false), Ok(()));
+            }
+            fsleep(Delta::from_micros(100));
+        }
+        done.wait_for_completion();
+        seen.extend_from_slice(&fills(state.current())?, GFP_KERNEL)?;
+        assert_eq!(seen.len(), usize::from(COMMAND_RACE_ADDS));
+        assert!(seen.iter().zip(1u8..).all(|(&f, want)| f == want));
+        assert_eq!(state.since_boot().0, usize::from(COMMAND_RACE_ADDS));
+        assert_eq!(state.current().binary_size(), state.current().len() * SIZE);
+        Ok(())
+    }
+
+    /// A reader that found a record keeps it while a delete of its list
+    /// runs on another CPU: the record is freed only once the reader has
+    /// left its RCU read-side critical section. Meaningful on SMP.
+    #[test]
+    fn reader_keeps_record_across_delete() -> Result {
+        let state = Arc::pin_init(State::new(), GFP_KERNEL)?;
+        let done = Arc::pin_init(Completion::new(), GFP_KERNEL)?;
+        let deleted = Arc::new(Atomic::new(false), GFP_KERNEL)?;
+        assert!(add(&state, 10, 7, false)?);
+        assert_eq!(state.stage(), Ok(()));
+        let rcu = rcu::read_lock();
+        let record = state.staged().get(&rcu, 0).ok_or(ENOENT)?;
+        let (deleter, finished, flag) = (state.clone(), done.clone(), deleted.clone());
+        workqueue::system_unbound().try_spawn(GFP_ATOMIC, move || {
+            let _ = deleter.delete_staged(false);
+            flag.store(true, Relaxed);
+            finished.complete_all();
+        })?;
+        // About 20 ms in which the delete, if it did not wait for us,
+        // would have freed the record.
+        for _ in 0..20 {
+            udelay(Delta::from_micros(1000));
+            assert!(!deleted.load(Relaxed));
+        }
+        assert_eq!(record.digest()[0], 7);
+        drop(rcu);
+        done.wait_for_completion();
+        assert!(deleted.load(Relaxed));
+        assert!(state.staged().is_empty());
         Ok(())
     }
 }

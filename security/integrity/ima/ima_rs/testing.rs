@@ -9,7 +9,7 @@ use crate::{
     queue::{AddError, State},
 };
 use core::ptr::NonNull;
-use kernel::prelude::*;
+use kernel::{prelude::*, sync::rcu};
 
 extern "C" {
     /// A record for these tests (`ima_queue.c`): `fill` in every digest byte,
@@ -68,14 +68,12 @@ pub(crate) fn add(state: &State, pcr: u32, fill: u8, violation: bool) -> Result<
     add_entry(state, pcr, fill, DATA_LEN, violation)
 }
 
-/// The digest fill bytes of a list's records, in order. The caller runs no
-/// command on the list's queue meanwhile.
+/// The digest fill bytes of a list's records, in order.
 pub(crate) fn fills(list: &RecordList) -> Result<KVec<u8>> {
     let mut v = KVec::new();
-    // SAFETY: The test itself is the only one who runs commands, hence the
-    // only one who cuts, and it does not while this runs.
-    for entry in unsafe { list.iter() } {
-        v.push(entry.digest()[0], GFP_KERNEL)?;
+    let rcu = rcu::read_lock();
+    for entry in list.iter(&rcu) {
+        v.push(entry.digest()[0], GFP_ATOMIC)?;
     }
     Ok(v)
 }

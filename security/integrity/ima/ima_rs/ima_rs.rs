@@ -1,0 +1,356 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Rust implementation of the IMA measurement list.
+//!
+//! Selected with `CONFIG_IMA_STAGING_RUST`. The C side of IMA keeps the LSM
+//! hooks, template formatting, the TPM extend and securityfs; it calls into
+//! this crate through the `extern "C"` functions below, declared in `ima.h`.
+//! Each of them is a thin edge over the safe code of the submodules.
+
+use core::{mem::MaybeUninit, ptr::NonNull};
+use kernel::{
+    error::from_result,
+    ffi::c_void,
+    prelude::*,
+    sync::rcu,
+    uaccess::{UserPtr, UserSlice},
+};
+
+mod command;
+mod entry;
+mod kexec;
+mod list;
+mod mediation;
+mod queue;
+mod table;
+#[cfg(CONFIG_KUNIT = "y")]
+mod testing;
+
+use entry::TemplateEntry;
+use queue::State;
+
+extern "C" {
+    /// Extends the record's PCR in the TPM (`ima_queue.c`); a violation
+    /// extends the invalidating all-ones digest instead.
+    fn ima_rs_pcr_extend(entry: *mut TemplateEntry, violation: bool) -> c_int;
+}
+
+/// Prefix of this crate's log messages, as `pr_fmt` gives the C files.
+const __LOG_PREFIX: &[u8] = b"ima\0";
+
+/// The C `enum binary_lists` (`ima.h` asserts these values).
+const BINARY: u32 = 0;
+const BINARY_STAGED: u32 = 1;
+const BINARY_FULL: u32 = 2;
+
+/// Sets up the queue. Called once from `ima_init()`, before the first
+/// record is added or restored.
+///
+/// Returns 0 or a negative errno.
+#[no_mangle]
+extern "C" fn ima_rs_init() -> c_int {
+    from_result(|| {
+        queue::init()?;
+        pr_info!("Rust measurement list selected\n");
+        Ok(0)
+    })
+}
+
+/// Adds a measurement record and extends its PCR; see [`State::add`].
+///
+/// Returns 0 with the TPM's result in `*tpm_result`, or `-ENODEV`
+/// (measurement suspended), `-EEXIST` (known digest) or `-ENOMEM`, in which
+/// cases the caller still owns `entry`.
+///
+/// # Safety
+///
+/// `entry` must be a valid entry allocated by IMA and owned by the caller,
+/// and `tpm_result` must be valid for writes.
+#[no_mangle]
+unsafe extern "C" fn ima_rs_add_entry(
+    entry: *mut TemplateEntry,
+    violation: bool,
+    use_table: bool,
+    tpm_result: *mut c_int,
+) -> c_int {
+    from_result(|| {
+        let state = queue::state().ok_or(ENODEV)?;
+        let entry = NonNull::new(entry).ok_or(EINVAL)?;
+        // SAFETY: The record is in the current list, which no one can cut
+        // while `add` holds the extend lock.
+        let extend = || unsafe { ima_rs_pcr_extend(entry.as_ptr(), violation) };
+        // SAFETY: The caller passes a valid entry that it owns.
+        let tpm = unsafe { state.add(entry, violation, use_table, extend) }?;
+        // SAFETY: The caller passes a pointer valid for writes.
+        unsafe { tpm_result.write(tpm) };
+        Ok(0)
+    })
+}
+
+/// Appends a record restored from the previous kernel's kexec buffer.
+///
+/// Returns 0, or a negative errno and the caller still owns `entry`.
+///
+/// # Safety
+///
+/// `entry` must be a valid entry allocated by IMA and owned by the caller.
+#[no_mangle]
+unsafe extern "C" fn ima_rs_restore_entry(entry: *mut TemplateEntry) -> c_int {
+    from_result(|| {
+        let state = queue::state().ok_or(ENODEV)?;
+        let entry = NonNull::new(entry).ok_or(EINVAL)?;
+        // SAFETY: The caller passes a valid entry that it owns.
+        unsafe { state.restore(entry) }?;
+        Ok(0)
+    })
+}
+
+/// Records and their bytes in the binary format (without the kexec
+/// header) in one of the C `enum binary_lists`: the current list, the
+/// staged list, or everything added since boot.
+fn totals(state: &State, list: u32) -> (usize, usize) {
+    match list {
+        BINARY => (state.current().len(), state.current().binary_size()),
+        BINARY_STAGED => (state.staged().len(), state.staged().binary_size()),
+        BINARY_FULL => state.since_boot(),
+        _ => (0, 0),
+    }
+}
+
+/// Records in one of the C `enum binary_lists`; see [`totals`].
+#[no_mangle]
+extern "C" fn ima_rs_num_records(list: u32) -> c_long {
+    let count = queue::state().map_or(0, |state| totals(state, list).0);
+    c_long::try_from(count).unwrap_or(c_long::MAX)
+}
+
+/// Bytes the records of one of the C `enum binary_lists` take in the binary
+/// format; see [`totals`].
+#[no_mangle]
+extern "C" fn ima_rs_binary_size(list: u32) -> c_ulong {
+    let size = queue::state().map_or(0, |state| totals(state, list).1);
+    c_ulong::try_from(size).unwrap_or(c_ulong::MAX)
+}
+
+/// The record at position `pos` of the current (or staged) list, for the
+/// seq_file readers, or NULL past the end. The caller holds
+/// `rcu_read_lock()` for as long as it uses the record.
+#[no_mangle]
+extern "C" fn ima_rs_measurement(staged: bool, pos: i64) -> *mut TemplateEntry {
+    let (Some(state), Ok(pos)) = (queue::state(), usize::try_from(pos)) else {
+        return core::ptr::null_mut();
+    };
+    let list = if staged {
+        state.staged()
+    } else {
+        state.current()
+    };
+    // Nested in the caller's: the record stays valid until the caller's
+    // read-side critical section ends.
+    let rcu = rcu::read_lock();
+    list.get(&rcu, pos).map_or(core::ptr::null_mut(), |entry| {
+        core::ptr::from_ref(entry).cast_mut()
+    })
+}
+
+/// Admits an open of a measurement file by the current task, for writing
+/// if `write` (the caller checked CAP_SYS_ADMIN): 0, `-EBUSY` (the files
+/// are held by the other kind of user) or `-ENFILE` (too many users).
+#[no_mangle]
+extern "C" fn ima_rs_measure_open(write: bool) -> c_int {
+    from_result(|| {
+        let state = queue::state().ok_or(ENODEV)?;
+        let task = kernel::current!();
+        state.open_file(write, mediation::Writer::current(task))?;
+        Ok(0)
+    })
+}
+
+/// Releases an open admitted by [`ima_rs_measure_open`], in whatever task
+/// drops the file's last reference.
+#[no_mangle]
+extern "C" fn ima_rs_measure_release(write: bool) {
+    if let Some(state) = queue::state() {
+        state.release_file(write);
+    }
+}
+
+/// Runs the command in a write of `len` bytes at `buf` to a measurement
+/// file (`staged`: a `_staged` one), `flush` being the `ima_flush_htable`
+/// boot parameter. Returns `len`; see [`command::parse`] and
+/// [`State::execute`] for the errors, and `EFAULT` for a bad user pointer.
+fn write(state: &State, buf: UserPtr, len: usize, staged: bool, flush: bool) -> Result<usize> {
+    if !(2..=command::MAX_LEN).contains(&len) {
+        return Err(EINVAL);
+    }
+    let mut bytes = [0; command::MAX_LEN];
+    UserSlice::new(buf, len)
+        .reader()
+        .read_slice(&mut bytes[..len])?;
+    state.execute(command::parse(&bytes[..len], staged, flush)?, flush)?;
+    Ok(len)
+}
+
+/// Handles a write to a measurement file; see [`write`]. Returns `len` or
+/// a negative errno.
+#[no_mangle]
+extern "C" fn ima_rs_measurements_write(
+    buf: *mut c_void,
+    len: usize,
+    staged: bool,
+    flush: bool,
+) -> isize {
+    from_result(|| {
+        let state = queue::state().ok_or(ENODEV)?;
+        let written = write(state, UserPtr::from_ptr(buf), len, staged, flush)?;
+        // `write` accepts at most `command::MAX_LEN` bytes.
+        Ok(written as isize)
+    })
+}
+
+/// Suspends measurement: no record is added or removed afterwards.
+#[no_mangle]
+extern "C" fn ima_rs_suspend() {
+    if let Some(state) = queue::state() {
+        state.suspend();
+    }
+}
+
+/// Fills the kexec buffer of `size` bytes at `buf` with the staged, then
+/// the current records, in little endian order if `canonical`; see
+/// [`kexec::serialize`]. The bytes used go to `*used`, whatever the result.
+/// Returns 0, or `-EINVAL` if not every record fit.
+///
+/// # Safety
+///
+/// `buf` must be valid for writes of `size` bytes, which nothing else
+/// accesses during the call; they need not be initialised. `used` must be
+/// valid for writes.
+#[no_mangle]
+unsafe extern "C" fn ima_rs_kexec_serialize(
+    buf: *mut u8,
+    size: usize,
+    canonical: bool,
+    used: *mut usize,
+) -> c_int {
+    // SAFETY: The caller passes a buffer valid for writes of `size` bytes
+    // that nothing else accesses meanwhile; `MaybeUninit` makes no claim
+    // that they are initialised.
+    let buf = unsafe { core::slice::from_raw_parts_mut(buf.cast::<MaybeUninit<u8>>(), size) };
+    let (len, result) = match queue::state() {
+        Some(state) => kexec::serialize(state, buf, canonical),
+        None => (0, Err(ENODEV)),
+    };
+    // SAFETY: The caller passes a pointer valid for writes.
+    unsafe { used.write(len) };
+    from_result(|| result.map(|()| 0))
+}
+
+/// Counts a violation.
+#[no_mangle]
+extern "C" fn ima_rs_add_violation() {
+    if let Some(state) = queue::state() {
+        state.add_violation();
+    }
+}
+
+/// Violations since boot.
+#[no_mangle]
+extern "C" fn ima_rs_violations() -> c_long {
+    queue::state().map_or(0, |state| state.violations() as c_long)
+}
+
+#[kunit_tests(ima_rs)]
+mod tests {
+    use super::*;
+    use crate::testing::{add, new_state};
+    use kernel::{
+        sync::{
+            atomic::{Atomic, Relaxed},
+            Arc, Completion,
+        },
+        time::{delay::fsleep, Delta},
+        workqueue,
+    };
+
+    /// IMA initialises before KUnit runs: the C side set the queue up.
+    #[test]
+    fn initialised_from_c() {
+        assert!(queue::state().is_some());
+    }
+
+    /// Length and pointer errors of a write come before the command runs.
+    /// (UML cannot fault on a user address in a kernel thread, which has no
+    /// address space: there the conformance suite's bad pointer case in a
+    /// guest covers `EFAULT`.)
+    #[test]
+    fn write_lengths_and_bad_pointer() -> Result {
+        let state = new_state()?;
+        assert!(add(&state, 10, 1, false)?);
+        let null = || UserPtr::from_addr(0);
+        for len in [0, 1, command::MAX_LEN + 1, usize::MAX] {
+            assert_eq!(write(&state, null(), len, false, false), Err(EINVAL));
+            assert_eq!(write(&state, null(), len, true, false), Err(EINVAL));
+        }
+        #[cfg(not(CONFIG_UML))]
+        for len in [2, command::MAX_LEN] {
+            assert_eq!(write(&state, null(), len, false, false), Err(EFAULT));
+            assert_eq!(write(&state, null(), len, true, false), Err(EFAULT));
+        }
+        assert_eq!(state.current().len(), 1);
+        assert!(state.staged().is_empty());
+        Ok(())
+    }
+
+    /// Rounds of appends and cuts the racing worker runs; each cut waits
+    /// for an RCU grace period.
+    const COUNT_ROUNDS: u32 = 200;
+
+    /// The counts C reads without a lock (`runtime_measurements_count`,
+    /// the kexec sizes) stay within what was added while records are
+    /// appended, staged and cut on another CPU. A count that loads the end
+    /// of a list before its start can see the start move past the end
+    /// loaded: with overflow checks that is a panic, without a count near
+    /// `usize::MAX`. Meaningful on SMP (the x86_64 run); UML has one CPU.
+    #[test]
+    fn counts_while_appending_and_cutting() -> Result {
+        let state = Arc::pin_init(State::new(), GFP_KERNEL)?;
+        let done = Arc::pin_init(Completion::new(), GFP_KERNEL)?;
+        let finished = Arc::new(Atomic::new(false), GFP_KERNEL)?;
+        let (worker, completion, flag) = (state.clone(), done.clone(), finished.clone());
+        workqueue::system_unbound().try_spawn(GFP_KERNEL, move || {
+            for round in 0..COUNT_ROUNDS {
+                // Distinct fills keep every record new to the table.
+                let fill = (round % 100) as u8;
+                let pcr = 10 + round / 100;
+                let _ = add(&worker, pcr, fill, false);
+                let _ = add(&worker, pcr + 100, fill, false);
+                if round % 4 == 3 {
+                    let _ = worker.stage();
+                    let _ = worker.delete_staged(false);
+                } else {
+                    let _ = worker.delete_current_front(worker.current().len());
+                }
+            }
+            flag.store(true, Relaxed);
+            completion.complete_all();
+        })?;
+        let most = 2 * COUNT_ROUNDS as usize;
+        let mut reads = 0u64;
+        while !finished.load(Relaxed) {
+            for _ in 0..1000 {
+                for list in [BINARY, BINARY_STAGED] {
+                    let (count, _) = totals(&state, list);
+                    assert!(count <= most);
+                }
+                reads += 1;
+            }
+            // Lets the worker run where it shares the CPU (UML).
+            fsleep(Delta::from_micros(100));
+        }
+        done.wait_for_completion();
+        assert!(reads > 0);
+        assert_eq!(state.since_boot().0, most);
+        Ok(())
+    }
+}
