@@ -4,8 +4,8 @@
 //!
 //! The fields of an entry stay private to C (template formatting, the TPM
 //! extend and the kexec restore all live there); Rust reads what the list
-//! needs through small accessors in `ima_queue.c` and frees an entry with
-//! IMA's own `ima_free_template_entry()`.
+//! needs through small accessors in `glue.c` and `ima_queue.c`, and frees an
+//! entry with IMA's own `ima_free_template_entry()`.
 
 use core::{
     marker::{PhantomData, PhantomPinned},
@@ -25,7 +25,7 @@ extern "C" {
     fn ima_free_template_entry(entry: *mut TemplateEntry);
     fn ima_rs_entry_pcr(entry: *const TemplateEntry) -> u32;
     fn ima_rs_entry_digest(entry: *const TemplateEntry) -> *const u8;
-    fn ima_rs_entry_binary_size(entry: *const TemplateEntry) -> usize;
+    fn ima_entry_binary_size(entry: *const TemplateEntry) -> usize;
     fn ima_rs_digest_size() -> usize;
 }
 
@@ -48,7 +48,7 @@ impl TemplateEntry {
     /// Bytes the record takes in the binary list and in the kexec buffer.
     pub(crate) fn binary_size(&self) -> usize {
         // SAFETY: `self` is a valid entry.
-        unsafe { ima_rs_entry_binary_size(self) }
+        unsafe { ima_entry_binary_size(self) }
     }
 }
 

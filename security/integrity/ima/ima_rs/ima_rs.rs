@@ -2,10 +2,11 @@
 
 //! Rust implementation of the IMA measurement list.
 //!
-//! Selected with `CONFIG_IMA_STAGING_RUST`. The C side of IMA keeps the LSM
-//! hooks, template formatting, the TPM extend and securityfs; it calls into
-//! this crate through the `extern "C"` functions below, declared in `ima.h`.
-//! Each of them is a thin edge over the safe code of the submodules.
+//! Built with `CONFIG_IMA_STAGING_RUST`, instead of `ima_list.c`: the
+//! `extern "C"` functions below implement the measurement list interface
+//! declared in `ima.h`, which the rest of IMA (the LSM hooks, template
+//! formatting, the TPM extend, securityfs) calls. Each of them is a thin
+//! edge over the safe code of the submodules.
 
 use core::{mem::MaybeUninit, ptr::NonNull};
 use kernel::{
@@ -32,7 +33,7 @@ use queue::State;
 extern "C" {
     /// Extends the record's PCR in the TPM (`ima_queue.c`); a violation
     /// extends the invalidating all-ones digest instead.
-    fn ima_rs_pcr_extend(entry: *mut TemplateEntry, violation: bool) -> c_int;
+    fn ima_extend_pcr(entry: *mut TemplateEntry, violation: bool) -> c_int;
 }
 
 /// Prefix of this crate's log messages, as `pr_fmt` gives the C files.
@@ -48,7 +49,7 @@ const BINARY_FULL: u32 = 2;
 ///
 /// Returns 0 or a negative errno.
 #[no_mangle]
-extern "C" fn ima_rs_init() -> c_int {
+extern "C" fn ima_list_init() -> c_int {
     from_result(|| {
         queue::init()?;
         pr_info!("Rust measurement list selected\n");
@@ -67,10 +68,9 @@ extern "C" fn ima_rs_init() -> c_int {
 /// `entry` must be a valid entry allocated by IMA and owned by the caller,
 /// and `tpm_result` must be valid for writes.
 #[no_mangle]
-unsafe extern "C" fn ima_rs_add_entry(
+unsafe extern "C" fn ima_list_add(
     entry: *mut TemplateEntry,
     violation: bool,
-    use_table: bool,
     tpm_result: *mut c_int,
 ) -> c_int {
     from_result(|| {
@@ -78,7 +78,8 @@ unsafe extern "C" fn ima_rs_add_entry(
         let entry = NonNull::new(entry).ok_or(EINVAL)?;
         // SAFETY: The record is in the current list, which no one can cut
         // while `add` holds the extend lock.
-        let extend = || unsafe { ima_rs_pcr_extend(entry.as_ptr(), violation) };
+        let extend = || unsafe { ima_extend_pcr(entry.as_ptr(), violation) };
+        let use_table = !cfg!(CONFIG_IMA_DISABLE_HTABLE);
         // SAFETY: The caller passes a valid entry that it owns.
         let tpm = unsafe { state.add(entry, violation, use_table, extend) }?;
         // SAFETY: The caller passes a pointer valid for writes.
@@ -95,7 +96,7 @@ unsafe extern "C" fn ima_rs_add_entry(
 ///
 /// `entry` must be a valid entry allocated by IMA and owned by the caller.
 #[no_mangle]
-unsafe extern "C" fn ima_rs_restore_entry(entry: *mut TemplateEntry) -> c_int {
+unsafe extern "C" fn ima_list_restore(entry: *mut TemplateEntry) -> c_int {
     from_result(|| {
         let state = queue::state().ok_or(ENODEV)?;
         let entry = NonNull::new(entry).ok_or(EINVAL)?;
@@ -119,7 +120,7 @@ fn totals(state: &State, list: u32) -> (usize, usize) {
 
 /// Records in one of the C `enum binary_lists`; see [`totals`].
 #[no_mangle]
-extern "C" fn ima_rs_num_records(list: u32) -> c_long {
+extern "C" fn ima_list_num_records(list: u32) -> c_long {
     let count = queue::state().map_or(0, |state| totals(state, list).0);
     c_long::try_from(count).unwrap_or(c_long::MAX)
 }
@@ -127,7 +128,7 @@ extern "C" fn ima_rs_num_records(list: u32) -> c_long {
 /// Bytes the records of one of the C `enum binary_lists` take in the binary
 /// format; see [`totals`].
 #[no_mangle]
-extern "C" fn ima_rs_binary_size(list: u32) -> c_ulong {
+extern "C" fn ima_list_binary_size(list: u32) -> c_ulong {
     let size = queue::state().map_or(0, |state| totals(state, list).1);
     c_ulong::try_from(size).unwrap_or(c_ulong::MAX)
 }
@@ -136,7 +137,7 @@ extern "C" fn ima_rs_binary_size(list: u32) -> c_ulong {
 /// seq_file readers, or NULL past the end. The caller holds
 /// `rcu_read_lock()` for as long as it uses the record.
 #[no_mangle]
-extern "C" fn ima_rs_measurement(staged: bool, pos: i64) -> *mut TemplateEntry {
+extern "C" fn ima_list_seq_start(staged: bool, pos: i64) -> *mut TemplateEntry {
     let (Some(state), Ok(pos)) = (queue::state(), usize::try_from(pos)) else {
         return core::ptr::null_mut();
     };
@@ -153,11 +154,24 @@ extern "C" fn ima_rs_measurement(staged: bool, pos: i64) -> *mut TemplateEntry {
     })
 }
 
+/// The record after `_prev`, at position `pos`: looked up by position like
+/// the first, see [`ima_list_seq_start`].
+#[no_mangle]
+extern "C" fn ima_list_seq_next(staged: bool, _prev: *mut c_void, pos: i64) -> *mut TemplateEntry {
+    ima_list_seq_start(staged, pos)
+}
+
+/// The record of a cursor: the cursors of this list are its records.
+#[no_mangle]
+extern "C" fn ima_list_seq_entry(cursor: *mut TemplateEntry) -> *mut TemplateEntry {
+    cursor
+}
+
 /// Admits an open of a measurement file by the current task, for writing
 /// if `write` (the caller checked CAP_SYS_ADMIN): 0, `-EBUSY` (the files
 /// are held by the other kind of user) or `-ENFILE` (too many users).
 #[no_mangle]
-extern "C" fn ima_rs_measure_open(write: bool) -> c_int {
+extern "C" fn ima_list_open_file(write: bool) -> c_int {
     from_result(|| {
         let state = queue::state().ok_or(ENODEV)?;
         let task = kernel::current!();
@@ -166,10 +180,10 @@ extern "C" fn ima_rs_measure_open(write: bool) -> c_int {
     })
 }
 
-/// Releases an open admitted by [`ima_rs_measure_open`], in whatever task
+/// Releases an open admitted by [`ima_list_open_file`], in whatever task
 /// drops the file's last reference.
 #[no_mangle]
-extern "C" fn ima_rs_measure_release(write: bool) {
+extern "C" fn ima_list_release_file(write: bool) {
     if let Some(state) = queue::state() {
         state.release_file(write);
     }
@@ -194,12 +208,7 @@ fn write(state: &State, buf: UserPtr, len: usize, staged: bool, flush: bool) -> 
 /// Handles a write to a measurement file; see [`write`]. Returns `len` or
 /// a negative errno.
 #[no_mangle]
-extern "C" fn ima_rs_measurements_write(
-    buf: *mut c_void,
-    len: usize,
-    staged: bool,
-    flush: bool,
-) -> isize {
+extern "C" fn ima_list_write(buf: *mut c_void, len: usize, staged: bool, flush: bool) -> isize {
     from_result(|| {
         let state = queue::state().ok_or(ENODEV)?;
         let written = write(state, UserPtr::from_ptr(buf), len, staged, flush)?;
@@ -210,7 +219,7 @@ extern "C" fn ima_rs_measurements_write(
 
 /// Suspends measurement: no record is added or removed afterwards.
 #[no_mangle]
-extern "C" fn ima_rs_suspend() {
+extern "C" fn ima_list_suspend() {
     if let Some(state) = queue::state() {
         state.suspend();
     }
@@ -227,7 +236,7 @@ extern "C" fn ima_rs_suspend() {
 /// accesses during the call; they need not be initialised. `used` must be
 /// valid for writes.
 #[no_mangle]
-unsafe extern "C" fn ima_rs_kexec_serialize(
+unsafe extern "C" fn ima_list_kexec_serialize(
     buf: *mut u8,
     size: usize,
     canonical: bool,
@@ -248,7 +257,7 @@ unsafe extern "C" fn ima_rs_kexec_serialize(
 
 /// Counts a violation.
 #[no_mangle]
-extern "C" fn ima_rs_add_violation() {
+extern "C" fn ima_list_count_violation() {
     if let Some(state) = queue::state() {
         state.add_violation();
     }
@@ -256,7 +265,7 @@ extern "C" fn ima_rs_add_violation() {
 
 /// Violations since boot.
 #[no_mangle]
-extern "C" fn ima_rs_violations() -> c_long {
+extern "C" fn ima_list_violations() -> c_long {
     queue::state().map_or(0, |state| state.violations() as c_long)
 }
 

@@ -17,7 +17,7 @@ use kernel::prelude::*;
 
 extern "C" {
     /// Writes `entry` in the binary format to the `len` bytes at `buf`
-    /// (`ima_fs.c`). Returns the bytes written, or a negative errno if the
+    /// (`glue.c`). Returns the bytes written, or a negative errno if the
     /// record does not fit.
     fn ima_rs_entry_to_binary(entry: *const TemplateEntry, buf: *mut u8, len: usize) -> isize;
 }

@@ -12,7 +12,7 @@ use core::ptr::NonNull;
 use kernel::{prelude::*, sync::rcu};
 
 extern "C" {
-    /// A record for these tests (`ima_queue.c`): `fill` in every digest byte,
+    /// A record for these tests (`glue.c`): `fill` in every digest byte,
     /// `data_len` bytes of data in the first field of IMA's current template.
     fn ima_rs_test_entry(pcr: u32, fill: u8, data_len: u32) -> *mut TemplateEntry;
 }
