@@ -1,0 +1,309 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Guest side of the stress run: guest/ima-stress.c (built on the host into
+# RESULTS_DIR, as scripts/e2e does for ima-abi) runs adders, readers of
+# every list file, counter loops, one writer (A/D and N, fd hand-offs to a
+# child and over SCM_RIGHTS) and a flood of malformed writes at once, then
+# accounts for every record. Here, evmctl and the replay check that
+# everything deleted in this boot ++ the live lists at the end reproduce
+# PCR 10, and the kernel log must hold no report of the kernel's checkers.
+#   stress.sh RESULTS_DIR PATH(c|rust) [ima-stress options...]
+# --flush is added when the kernel was booted with ima_flush_htable.
+# --faults (passed on to ima-stress too): allocation failures injected into
+# ima-stress's tasks. Here: debugfs is set up (failslab, fail_page_alloc,
+# only for tasks marked make-it-fail, GFP_KERNEL included, silent), and
+# switched off again right after the run, before the replay and the checks;
+# ima-stress marks itself once its start-up is done (an exec or the initial
+# snapshot under injection would just fail) and its workers inherit the
+# mark. Without the kernel's fault injection, --faults fails here.
+RESULTS=$1
+KPATH=$2
+shift 2
+source "$(dirname "$0")/lib.sh"
+exec > >(tee "$RESULTS/guest.log") 2>&1
+
+STRESS=${IMA_STRESS:-$RESULTS/ima-stress}
+OUT=$RESULTS/stress
+flush=n
+grep -qw ima_flush_htable /proc/cmdline && flush=y
+args=("$@")
+if [ "$flush" = y ] && [[ " $* " != *" --flush "* ]]; then
+	args+=(--flush)
+fi
+faults=n
+[[ " $* " == *" --faults "* ]] && faults=y
+
+# Fault injection (--faults). failslab fails 5% of the slab allocations of
+# the marked tasks (every allocation is a candidate: interval 1),
+# fail_page_alloc 1% of their page allocations (every order). "times"
+# counts down once per injected failure: it starts high enough never to
+# run out, and what it lost is the number injected (-1, no limit, would
+# count nothing).
+FI=/sys/kernel/debug
+FI_ATTRS=(failslab fail_page_alloc)
+FI_PROBABILITY=(5 1)
+FI_INTERVAL=(1 1)
+FI_TIMES=1000000000
+FI_SPARED=	# [start,end) of tpm_pcr_extend when the stacktrace filter spares it
+
+# The kernel log lines that count as a report: name|fixed string.
+REPORTS='kasan|KASAN
+bug|BUG:
+warning|WARNING:
+lockdep|possible circular locking
+rcu|suspicious RCU usage
+ubsan|UBSAN
+call_trace|Call Trace
+rust_panic|rust_panic
+panicked|panicked'
+
+# replay_full: ima-stress's full lists, after what earlier scripts of this
+# boot deleted, against the PCR 10 values it read right after them (tools
+# run since then are measured too, so a PCR read now could be ahead).
+replay_full() {
+	local b
+	for b in sha1 sha256; do
+		[ -s "$OUT/full.$b.pcr10" ] || { echo "no $OUT/full.$b.pcr10"; return 1; }
+		sed -i "s/^PCR-10: .*/PCR-10: $(cat "$OUT/full.$b.pcr10")/" "$SCRATCH/pcrs-$b"
+		cat "$DELETED.$b" "$OUT/full.$b" >"$SCRATCH/all.$b"
+	done
+	validate_both "$SCRATCH/all.sha1" "$SCRATCH/all.sha256"
+}
+
+# no_reports NAME PATTERN: the checked kernel log has no line with PATTERN.
+no_reports() {
+	local n
+	n=$(grep -cF -- "$2" "$DMESG")
+	[ "$n" -eq 0 ] && return 0
+	echo "$n lines with \"$2\", the first ones:"
+	grep -F -- "$2" "$DMESG" | head -n 20
+	return 1
+}
+
+# fi_set NAME ATTR VALUE: write a fault-injection attribute, read it back.
+fi_set() {
+	local v
+	echo "$3" >"$FI/$1/$2" || { echo "cannot write $3 to $FI/$1/$2"; return 1; }
+	v=$(cat "$FI/$1/$2") || return 1
+	[ "$v" = "$3" ] || { echo "$FI/$1/$2 reads \"$v\" after writing $3"; return 1; }
+}
+
+# tpm_range: "START END" of tpm_pcr_extend's code, from /proc/kallsyms.
+tpm_range() {
+	python3 - <<'PY'
+import sys
+start, addrs = 0, []
+with open('/proc/kallsyms') as f:
+    for line in f:
+        p = line.split()
+        if len(p) != 3 or p[1] not in 'tT':
+            continue
+        a = int(p[0], 16)
+        addrs.append(a)
+        if p[2] == 'tpm_pcr_extend':
+            start = a
+end = min((a for a in addrs if a > start), default=0) if start else 0
+if not end:
+    sys.exit(1)
+print('0x%x 0x%x' % (start, end))
+PY
+}
+
+# faults_setup: the kernel's fault injection for --faults, or why not.
+# Nothing fails yet: only tasks marked make-it-fail do, and ima-stress
+# marks itself. The rates go in last.
+faults_setup() {
+	local i d r
+	if ! grep -q " $FI debugfs " /proc/mounts; then
+		mount -t debugfs debugfs "$FI" || { echo "cannot mount debugfs at $FI"; return 1; }
+	fi
+	for d in "${FI_ATTRS[@]}"; do
+		[ -d "$FI/$d" ] || {
+			echo "no $FI/$d: the kernel has no CONFIG_FAULT_INJECTION_DEBUG_FS with CONFIG_FAILSLAB and CONFIG_FAIL_PAGE_ALLOC"
+			return 1
+		}
+	done
+	[ -w /proc/self/make-it-fail ] || { echo "no /proc/self/make-it-fail to write"; return 1; }
+	for d in "${FI_ATTRS[@]}"; do
+		fi_set "$d" probability 0 &&
+		fi_set "$d" task-filter Y &&
+		fi_set "$d" verbose 0 &&
+		fi_set "$d" ignore-gfp-wait N &&
+		fi_set "$d" space 0 &&
+		fi_set "$d" times "$FI_TIMES" || return 1
+	done
+	fi_set fail_page_alloc ignore-gfp-highmem N &&
+	fi_set fail_page_alloc min-order 0 || return 1
+	if [ -e "$FI/failslab/cache-filter" ]; then
+		fi_set failslab cache-filter N || return 1
+	fi
+	# A record whose PCR extend failed stays in the list without its
+	# extend: no replay can match it. With the stacktrace filter, no
+	# failure is injected below tpm_pcr_extend.
+	if [ -e "$FI/failslab/reject-start" ]; then
+		r=$(tpm_range) || { echo "tpm_pcr_extend not found in /proc/kallsyms (or its addresses are hidden)"; return 1; }
+		for d in "${FI_ATTRS[@]}"; do
+			echo "${r% *}" >"$FI/$d/reject-start" &&
+			echo "${r#* }" >"$FI/$d/reject-end" &&
+			echo 32 >"$FI/$d/stacktrace-depth" || {
+				echo "cannot set the stacktrace filter of $FI/$d"
+				return 1
+			}
+		done
+		FI_SPARED="[${r% *},${r#* })"
+	fi
+	for i in "${!FI_ATTRS[@]}"; do
+		fi_set "${FI_ATTRS[$i]}" interval "${FI_INTERVAL[$i]}" &&
+		fi_set "${FI_ATTRS[$i]}" probability "${FI_PROBABILITY[$i]}" || return 1
+	done
+}
+
+# faults_show: the settings, as the kernel reads them back.
+faults_show() {
+	local d a line
+	for d in "${FI_ATTRS[@]}"; do
+		line=
+		for a in probability interval times space verbose task-filter ignore-gfp-wait \
+			ignore-gfp-highmem min-order cache-filter stacktrace-depth reject-start reject-end; do
+			[ -e "$FI/$d/$a" ] && line+=" $a=$(cat "$FI/$d/$a")"
+		done
+		echo "INFO faults $d:$line"
+	done
+	if [ -n "$FI_SPARED" ]; then
+		echo "INFO faults: nothing injected below tpm_pcr_extend $FI_SPARED (stacktrace filter)"
+	else
+		echo "INFO faults: no stacktrace filter (CONFIG_FAULT_INJECTION_STACKTRACE_FILTER=n): PCR extends can fail too, and then the replay cannot match"
+	fi
+}
+
+# faults_off: no more failures, for the replay and the checks; the number
+# injected into ima-stress's tasks, from the countdown of "times".
+faults_off() {
+	local d t n rc=0
+	for d in "${FI_ATTRS[@]}"; do
+		echo 0 >"$FI/$d/probability" || rc=1
+		[ "$(cat "$FI/$d/probability")" = 0 ] || rc=1
+		t=$(cat "$FI/$d/times")
+		n=?
+		[[ "$t" =~ ^[0-9]+$ ]] && n=$((FI_TIMES - t))
+		echo "INFO faults $d: $n failures injected; probability now $(cat "$FI/$d/probability")"
+	done
+	return $rc
+}
+
+# alloc_traces IN OUT: IN without the "Call Trace" of allocation-failure
+# reports (warn_alloc: "vmalloc error: ..." from a failed thread stack,
+# "page allocation failure: ..."), which injected failures cause; prints
+# how many were left out. Any other trace stays.
+alloc_traces() {
+	awk -v out="$2" '
+		/vmalloc error: |page allocation failure: / { hdr = NR }
+		/Call Trace/ && hdr && NR - hdr <= 10 { n++; hdr = 0; next }
+		{ print >out }
+		END { printf "%d\n", n }' "$1"
+}
+
+warm_up
+"$STRESS" --help >/dev/null 2>&1 || true
+mkdir -p "$OUT" "$RESULTS/scratch"
+echo "INFO path=$KPATH flush=$flush faults=$faults kernel=$(uname -r) args=${args[*]}"
+if [ "$faults" = y ]; then
+	failed=$NFAIL
+	check faults_setup "fault injection set up in $FI (failslab probability=${FI_PROBABILITY[0]}% interval=${FI_INTERVAL[0]}, fail_page_alloc probability=${FI_PROBABILITY[1]}% interval=${FI_INTERVAL[1]}, marked tasks only)" \
+		faults_setup
+	if [ "$NFAIL" -ne "$failed" ]; then
+		faults_off >/dev/null 2>&1
+		echo "SUMMARY stress path=$KPATH flush=$flush faults=$faults: not run, the kernel's fault injection could not be set up"
+		finish
+		exit 1
+	fi
+	faults_show
+	tpm_before=$(dmesg | grep -cF "Error Communicating to TPM chip")
+fi
+# stuck_dump PID: where each thread of a stuck ima-stress (and its
+# children) waits: its state and, if it sleeps in the kernel, its stack.
+stuck_dump() {
+	local t
+	for t in $(pgrep -f "$STRESS") ; do
+		for d in /proc/"$t"/task/*; do
+			echo "task ${d##*/} of $t: $(awk '{ print $3 }' "$d/stat" 2>/dev/null) wchan=$(cat "$d/wchan" 2>/dev/null)"
+			sed 's/^/    /' "$d/stack" 2>/dev/null
+		done
+	done
+}
+
+# ima-stress must end within its run time plus 5 minutes of accounting;
+# otherwise something is stuck: say where, and fail.
+seconds=60
+for ((i = 0; i < ${#args[@]}; i++)); do
+	[ "${args[$i]}" = --seconds ] && seconds=${args[$((i + 1))]}
+done
+rc=0
+"$STRESS" --out "$OUT" --scratch "$RESULTS/scratch" "${args[@]}" &
+stress_pid=$!
+for ((waited = 0; waited < seconds + 300; waited += 5)); do
+	kill -0 "$stress_pid" 2>/dev/null || break
+	sleep 5
+done
+if kill -0 "$stress_pid" 2>/dev/null; then
+	echo "ima-stress still running after $waited s: stuck"
+	stuck_dump
+	pkill -KILL -f "$STRESS"
+fi
+wait "$stress_pid" || rc=$?
+tpm_errors=0
+if [ "$faults" = y ]; then
+	off=0
+	faults_off || off=$?
+	check faults_off "fault injection switched off after the run, before the replay (probability 0)" \
+		test "$off" -eq 0
+	tpm_errors=$(($(dmesg | grep -cF "Error Communicating to TPM chip") - tpm_before))
+	echo "INFO faults: $tpm_errors records whose PCR extend failed during the run (\"Error Communicating to TPM chip\" in the kernel log)"
+fi
+check stress_account "ima-stress ran and every check of its account passed (exit $rc)" \
+	test "$rc" -eq 0
+
+pcr_file sha1 >/dev/null
+pcr_file sha256 >/dev/null
+failed=$NFAIL
+check stress_replays "everything deleted in this boot ++ the live lists at the end replays to PCR 10" \
+	replay_full
+replay=MATCH
+[ "$NFAIL" -eq "$failed" ] || replay=FAILED
+if [ "$faults" = y ]; then
+	# Not a fault of the list: IMA appends a record, then extends; a
+	# failed extend is reported, not undone (ima_add_template_entry).
+	why="needs CONFIG_FAULT_INJECTION_STACKTRACE_FILTER=y to spare tpm_pcr_extend"
+	[ -z "$FI_SPARED" ] || why="tpm_pcr_extend $FI_SPARED was spared: an allocation deeper than 32 frames below it?"
+	check faults_pcr_extends "no PCR extend failed under injection ($tpm_errors did: such a record is in the list without its extend, the replay cannot match; $why)" \
+		test "$tpm_errors" -eq 0
+fi
+# What ima-stress deleted comes before anything a later script saves.
+cat "$OUT/saved.sha1" >>"$DELETED.sha1" 2>/dev/null
+cat "$OUT/saved.sha256" >>"$DELETED.sha256" 2>/dev/null
+
+dmesg >"$SCRATCH/dmesg.txt" 2>&1
+cp "$SCRATCH/dmesg.txt" "$RESULTS/dmesg.txt"
+DMESG=$SCRATCH/dmesg.txt
+if [ "$faults" = y ]; then
+	DMESG=$SCRATCH/dmesg-checked.txt
+	n=$(alloc_traces "$SCRATCH/dmesg.txt" "$DMESG")
+	echo "INFO dmesg: $n call traces of allocation-failure reports left out (injected failures; verbose=0, so no FAULT_INJECTION traces)"
+fi
+reports=0
+while IFS='|' read -r name pattern; do
+	n=$(grep -cF -- "$pattern" "$DMESG")
+	echo "INFO dmesg $name (\"$pattern\"): $n"
+	reports=$((reports + n))
+	check "dmesg_$name" "no \"$pattern\" in the kernel log" no_reports "$name" "$pattern"
+done <<<"$REPORTS"
+
+account=none
+seed=?
+if [ -f "$OUT/report.txt" ]; then
+	account=$(awk '/^CHECK .* FAIL/ { f++ } /^CHECK / { n++ } END { print n - f "/" n " checks passed" }' "$OUT/report.txt")
+	seed=$(sed -n 's/^=== ima-stress account: seed=\([0-9]*\).*/\1/p' "$OUT/report.txt")
+fi
+echo "SUMMARY stress path=$KPATH flush=$flush faults=$faults seed=$seed: ima-stress exit $rc ($account)," \
+	"replay $replay, $reports kernel log reports"
+finish
