@@ -3883,9 +3883,8 @@ int main(int argc, char **argv)
 		      "%ld malformed writes, at least %ld wanted", e,
 		      opt.min_malformed);
 	else
-		rep("INFO malformed volume: %ld in %lu s (the issue asks >= 100000 per 60 s: %s)\n",
-		    e, opt.seconds,
-		    e * 60 >= 100000L * (long)opt.seconds ? "met" : "NOT met");
+		rep("INFO malformed volume: %ld in %lu s (the issue asks >= 100000 over a run: %s)\n",
+		    e, opt.seconds, e >= 100000L ? "met" : "NOT met");
 	for (int b = 0; b < NBANKS; b++) {
 		long ns = nrec(&saved[b], banks[b].dsize);
 

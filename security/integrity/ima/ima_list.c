@@ -408,8 +408,8 @@ static int ima_queue_delete_partial(unsigned long req_value)
 	}
 
 	/*
-	 * qe remains valid because the open mediation below admits one
-	 * writer at a time.
+	 * qe remains valid because ima_list_write() is never called while
+	 * another runs.
 	 */
 	__list_cut_position(&ima_measurements_trim, &ima_measurements,
 			    &qe->later);
