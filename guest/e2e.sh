@@ -56,6 +56,7 @@ check list_replays "evmctl and the replay validate the whole list against PCR 10
 	validate_both "$SCRATCH/current.sha1" "$SCRATCH/current.sha256"
 
 check stage_with_prompt "A on _staged, read it back, D" stage_save_delete
+add_enomem_checks
 add_records 5
 snapshot_current
 cat "$SCRATCH/saved.sha1" "$SCRATCH/current.sha1" >"$SCRATCH/all.sha1"

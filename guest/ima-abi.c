@@ -23,6 +23,7 @@
 #include <fnmatch.h>
 #include <getopt.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -48,6 +49,9 @@
 #define MAXXFAIL	64
 #define INV_OPS		40	/* operations of the random invariant run */
 #define STAGE_TRIES	5	/* attempts to catch an empty current list */
+#define CMD_ROUNDS	20	/* A, D and N rounds under a reading child */
+#define CMD_RECORDS	32	/* current records before its first round */
+#define REAP_SECS	30	/* a child is waited for, then given up */
 
 static struct {
 	const char *dir;
@@ -581,7 +585,14 @@ static bool unstaged(struct ctx *c)
 	return ok;
 }
 
-/* "A\n", read the staged lists, "D\n", through one writer set. */
+/* "A\n", read the staged lists, "D\n", through the open staged set s. */
+static bool wset_stage_delete(struct ctx *c, struct wset *s)
+{
+	return check(c, "A", "ok", write_obs(s->fd[0], "A\n", 2)) &&
+	       wset_delete(c, s);
+}
+
+/* wset_stage_delete() through a writer set of its own. */
 static bool stage_save_delete(struct ctx *c)
 {
 	struct wset s;
@@ -589,8 +600,7 @@ static bool stage_save_delete(struct ctx *c)
 
 	if (!wset_open(c, &s, true))
 		return false;
-	ok = check(c, "A", "ok", write_obs(s.fd[0], "A\n", 2)) &&
-	     wset_delete(c, &s);
+	ok = wset_stage_delete(c, &s);
 	wset_close(&s);
 	return ok;
 }
@@ -777,15 +787,25 @@ static const char *child_open_obs(const char *name, int flags, bool drop_admin)
 	return fmt("%s", out);
 }
 
-/* "ok" once pid has exited with status 0, else how it ended. */
+/*
+ * "ok" once pid has exited with status 0, else how it ended. A child that
+ * oopsed in the kernel may never exit (D state, or a lock it died with):
+ * after REAP_SECS it is killed and left behind, so that the suite goes on.
+ */
 static const char *reap_obs(pid_t pid)
 {
+	const struct timespec tick = { .tv_nsec = 10 * 1000 * 1000 };
+	int st, ticks = 0;
 	pid_t r;
-	int st;
 
-	do
-		r = waitpid(pid, &st, 0);
-	while (r < 0 && errno == EINTR);
+	while ((r = waitpid(pid, &st, WNOHANG)) == 0 ||
+	       (r < 0 && errno == EINTR)) {
+		if (ticks++ == REAP_SECS * 100) {
+			kill(pid, SIGKILL);
+			return "child-did-not-exit";
+		}
+		nanosleep(&tick, NULL);
+	}
 	if (r != pid)
 		return fmt("waitpid:%s", errname(errno));
 	if (WIFSIGNALED(st))
@@ -914,6 +934,37 @@ static int scm_holder(int sock)
 		return 6;
 	}
 	return close(fd) ? 7 : 0;
+}
+
+/* What the reading child of writer_reads_during_commands did, shared. */
+struct reads {
+	long n;		/* reads that returned >= 0 (EOF included) */
+	long errors;
+	int first;	/* errno of the first failed read */
+};
+
+/*
+ * Child side of writer_reads_during_commands: pread() fd[0..n-1] in turn,
+ * never writing, until the parent closes its end of the non-blocking pipe
+ * stop. A pread() anywhere but where the seq_file stopped walks the list
+ * from its head again, to the offset or, past the end, through all of it.
+ * n is 4 or 8, coprime to the 3 lengths and the 7 offsets, so every file is
+ * read at every length and offset. Returns the exit status.
+ */
+static int list_reader(const int *fd, int n, int stop, struct reads *r)
+{
+	static const size_t len[] = { 1, 700, 4096 };
+	static const off_t off[] = { 0, 1, 99, 1000, 5000, 40000, 1L << 30 };
+	char b[4096], x;
+
+	for (unsigned long k = 0; read(stop, &x, 1) < 0 && errno == EAGAIN;
+	     k++) {
+		if (pread(fd[k % n], b, len[k % 3], off[k % 7]) >= 0)
+			r->n++;
+		else if (!r->errors++)
+			r->first = errno;
+	}
+	return r->errors != 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1332,6 +1383,116 @@ static void case_mediation_scm_rights(struct ctx *c)
 	close(sv[0]);
 	check(c, "child-closed-passed", "ok", reap_obs(pid));
 	check_reopen(c, "after-passed-closed");
+}
+
+/*
+ * Every list of every bank, binary and ascii, current and _staged, opened
+ * O_RDWR as further files of the writer: how many are in fd[], or -1 after
+ * noting the failure, with none left open.
+ */
+static int hold_lists(struct ctx *c, int *fd)
+{
+	struct scope sc = enter(c, "setup.");
+	int n = 0, want = 0;
+
+	for (size_t i = 0; i < NBANKS; i++) {
+		for (int k = 0; banks[i].present && k < 4; k++, want++) {
+			const char *algo = banks[i].algo;
+			const char *name = k & 1 ? asc_name(algo, k & 2) :
+					   bin_name(algo, k & 2);
+
+			fd[n] = hold(c, name, name, O_RDWR);
+			if (fd[n] >= 0)
+				n++;
+		}
+	}
+	leave(c, &sc);
+	if (n == want)
+		return n;
+	while (n)
+		close(fd[--n]);
+	return -1;
+}
+
+/*
+ * The mediation keeps other tasks' readers away from a command, but not
+ * reads through the writer's own files: here a forked child reads all of
+ * them while the writer stages, deletes and cuts records through its sets.
+ * Unless walks and commands are kept apart, a command frees records under
+ * a walk and the read oopses: the child is killed, or hangs. The child
+ * reads files of its own (the writer's still), which the writer never
+ * reads itself: a child killed in a walk dies holding that file's seq_file
+ * mutex, and the writer's next read of the file would hang for good.
+ */
+static void case_writer_reads_during_commands(struct ctx *c)
+{
+	int fd[4 * NBANKS], n, p[2], i;
+	struct wset stg, cur;
+	struct scope sc;
+	struct reads *r;
+	bool ok = true;
+	pid_t pid;
+
+	r = mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (r == MAP_FAILED) {
+		note(c, "mmap", false, "ok", errname(errno));
+		return;
+	}
+	if (!unstaged(c) || !ensure_records(c, CMD_RECORDS) ||
+	    !wset_open(c, &stg, true))
+		goto out_unmap;
+	if (!wset_open(c, &cur, false))
+		goto out_stg;
+	n = hold_lists(c, fd);
+	if (n < 0)
+		goto out_cur;
+	if (pipe2(p, O_CLOEXEC | O_NONBLOCK)) {
+		note(c, "pipe", false, "ok", errname(errno));
+		goto out_fds;
+	}
+	pid = fork();
+	if (pid < 0) {
+		note(c, "fork", false, "ok", errname(errno));
+		close(p[0]);
+		close(p[1]);
+		goto out_fds;
+	}
+	if (pid == 0) {
+		close(p[1]);
+		_exit(list_reader(fd, n, p[0], r));
+	}
+	close(p[0]);
+	/*
+	 * N cuts the head of the current list while nothing is staged, and
+	 * A+D then take the rest, so the records are saved in their order.
+	 */
+	for (i = 0; i < CMD_ROUNDS && ok; i++) {
+		long cut = 1 + i % 2;
+
+		sc = enter(c, fmt("round%d.", i));
+		ok = make_records(c, 3) && wset_read(c, &cur) &&
+		     check(c, "N", opt.flush ? "EINVAL" : "ok",
+			   wset_delete_n(c, &cur, cut, fmt("%ld\n", cut))) &&
+		     wset_stage_delete(c, &stg);
+		leave(c, &sc);
+	}
+	check_eq(c, "rounds", CMD_ROUNDS, ok ? i : i - 1);
+	close(p[1]);
+	check(c, "child-reader", "ok", reap_obs(pid));
+	check_ge(c, "child-reads", 1, r->n);
+	note(c, "child-read-errors", !r->errors, "0", r->errors ?
+	     fmt("%ld,first:%s", r->errors, errname(r->first)) : "0");
+out_fds:
+	while (n)
+		close(fd[--n]);
+out_cur:
+	wset_close(&cur);
+out_stg:
+	wset_close(&stg);
+	check_reopen(c, "after-reads");
+out_unmap:
+	munmap(r, sizeof(*r));
 }
 
 /* ------------------------------------------------------------------ */
@@ -1873,6 +2034,8 @@ static const struct tcase {
 	  case_mediation_fork_child_releases_one, NEED_STAGING },
 	{ "mediation_scm_rights", "a writer file passed with SCM_RIGHTS keeps readers out until the receiver closes it",
 	  case_mediation_scm_rights, NEED_STAGING },
+	{ "writer_reads_during_commands", "reads of the writer's files during A, D and N succeed",
+	  case_writer_reads_during_commands, NEED_STAGING },
 	{ "cmd_stage_on_original", "A on original files is EINVAL",
 	  case_cmd_stage_on_original, NEED_STAGING },
 	{ "cmd_delete_on_original", "D on original files is EINVAL",

@@ -129,6 +129,146 @@ settle() {
 	sleep 1
 }
 
+# The kernel's fault injection (CONFIG_FAULT_INJECTION_DEBUG_FS with
+# CONFIG_FAILSLAB, CONFIG_FAIL_PAGE_ALLOC and the stacktrace filter): slab
+# and page allocations of tasks marked make-it-fail.
+FI=/sys/kernel/debug
+FI_ATTRS=(failslab fail_page_alloc)
+# "times" counts down once per injected failure: it starts high enough
+# never to run out, and what it lost is the number injected (-1, no
+# limit, would count nothing).
+FI_TIMES=1000000000
+
+# fi_set NAME ATTR VALUE: write a fault-injection attribute, read it back.
+fi_set() {
+	local v
+	echo "$3" >"$FI/$1/$2" || { echo "cannot write $3 to $FI/$1/$2"; return 1; }
+	v=$(cat "$FI/$1/$2") || return 1
+	[ "$v" = "$3" ] || { echo "$FI/$1/$2 reads \"$v\" after writing $3"; return 1; }
+}
+
+# sym_range FUNCTION: "START END" (decimal) of FUNCTION's code, from
+# /proc/kallsyms (END is the next text symbol).
+sym_range() {
+	python3 - "$1" <<'PY'
+import sys
+start, addrs = 0, []
+with open('/proc/kallsyms') as f:
+    for line in f:
+        p = line.split()
+        if len(p) < 3 or p[1] not in 'tT':
+            continue
+        a = int(p[0], 16)
+        addrs.append(a)
+        if p[2] == sys.argv[1]:
+            start = a
+end = min((a for a in addrs if a > start), default=0) if start else 0
+if not end:
+    sys.exit('%s not found in /proc/kallsyms (or its addresses are hidden)' % sys.argv[1])
+print(start, end)
+PY
+}
+
+# fi_setup [FUNCTION]: fault injection ready for marked tasks, nothing
+# failing yet (probability 0). With FUNCTION, only allocations whose call
+# chain runs through it; never below tpm_pcr_extend (a record whose
+# extend failed stays in the list without it: no replay can match).
+fi_setup() {
+	local d req="0 18446744073709551615" rej
+	if ! grep -q " $FI debugfs " /proc/mounts; then
+		mount -t debugfs debugfs "$FI" || { echo "cannot mount debugfs at $FI"; return 1; }
+	fi
+	for d in "${FI_ATTRS[@]}"; do
+		[ -e "$FI/$d/require-start" ] || {
+			echo "no $FI/$d/require-start: the kernel lacks CONFIG_FAULT_INJECTION_DEBUG_FS, CONFIG_FAILSLAB, CONFIG_FAIL_PAGE_ALLOC or CONFIG_FAULT_INJECTION_STACKTRACE_FILTER"
+			return 1
+		}
+	done
+	[ -w /proc/self/make-it-fail ] || { echo "no /proc/self/make-it-fail to write"; return 1; }
+	[ -z "${1:-}" ] || req=$(sym_range "$1") || return 1
+	rej=$(sym_range tpm_pcr_extend) || return 1
+	for d in "${FI_ATTRS[@]}"; do
+		fi_set "$d" probability 0 &&
+		fi_set "$d" interval 1 &&
+		fi_set "$d" task-filter Y &&
+		fi_set "$d" verbose 0 &&
+		fi_set "$d" ignore-gfp-wait N &&
+		fi_set "$d" space 0 &&
+		fi_set "$d" times "$FI_TIMES" &&
+		fi_set "$d" stacktrace-depth 32 &&
+		fi_set "$d" require-start "${req% *}" &&
+		fi_set "$d" require-end "${req#* }" &&
+		fi_set "$d" reject-start "${rej% *}" &&
+		fi_set "$d" reject-end "${rej#* }" || return 1
+	done
+	fi_set fail_page_alloc ignore-gfp-highmem N &&
+	fi_set fail_page_alloc min-order 0 || return 1
+	if [ -e "$FI/failslab/cache-filter" ]; then
+		fi_set failslab cache-filter N || return 1
+	fi
+}
+
+# fi_rates SLAB_PERCENT PAGE_PERCENT: the probabilities, set last.
+fi_rates() {
+	fi_set failslab probability "$1" && fi_set fail_page_alloc probability "$2"
+}
+
+# fi_injected: failures injected since fi_setup, both kinds.
+fi_injected() {
+	local d t n=0
+	for d in "${FI_ATTRS[@]}"; do
+		t=$(cat "$FI/$d/times") && [[ "$t" =~ ^[0-9]+$ ]] || return 1
+		n=$((n + FI_TIMES - t))
+	done
+	echo "$n"
+}
+
+# records_of FILE: how many records of the current ascii list name FILE.
+records_of() {
+	awk -v f="$1" '$NF == f { n++ } END { print n + 0 }' $IMA/ascii_runtime_measurements
+}
+
+# add_refused_for_memory FUNCTION TRIES: new files are read by a task
+# whose allocations under FUNCTION fail, until the add of one is refused
+# for memory (at most TRIES files: some adds allocate there, some do not).
+# The refused record must be missing, IMA must have logged the ENOMEM,
+# and a read without faults must then add it once.
+add_refused_for_memory() {
+	local fn=$1 tries=$2 d=$RESULTS/enomem i f n0=0 n=0 logged
+	fi_setup "$fn" && fi_rates 100 100 || return 1
+	mkdir -p "$d"
+	for ((i = 1; i <= tries; i++)); do
+		f=$d/f.$i.$(date +%s%N)
+		echo "$f" >"$f"
+		n0=$(fi_injected) || break
+		sh -c 'echo 1 >/proc/self/make-it-fail && exec cat "$1"' - "$f" >/dev/null ||
+			{ echo "reading $f failed under injection"; break; }
+		n=$(fi_injected) || break
+		[ "$n" -eq "$n0" ] || break
+		[ "$(records_of "$f")" -eq 1 ] || { echo "$f: not measured once, nothing injected"; break; }
+	done
+	fi_rates 0 0 || return 1
+	[ "$n" -gt "$n0" ] || { echo "no add failed for memory under $fn in $((i - 1)) tries"; return 1; }
+	echo "$f: $((n - n0)) allocations under $fn failed, after $((i - 1)) adds that made none"
+	logged=$(dmesg | grep -F "cause=ENOMEM" | grep -cF "$f")
+	echo "audit lines with cause=ENOMEM for it: $logged"
+	[ "$(records_of "$f")" -eq 0 ] || { echo "$f is in the list, although its add failed"; return 1; }
+	[ "$logged" -ge 1 ] || return 1
+	cat "$f" >/dev/null
+	[ "$(records_of "$f")" -eq 1 ] || { echo "$f is not in the list once after a read without faults"; return 1; }
+}
+
+# add_enomem_checks: an add refused for memory, made to happen (the first
+# allocation under ima_list_add, both paths; on the Rust path also the
+# XArray store of the list's append, which must hand the record back to C).
+add_enomem_checks() {
+	check add_enomem "an add whose allocations under ima_list_add fail leaves no record; the next read adds it once" \
+		add_refused_for_memory ima_list_add 3
+	[ "$KPATH" != rust ] ||
+		check add_enomem_xarray "an add whose XArray store (__xa_store) fails leaves no record; the next read adds it once" \
+			add_refused_for_memory __xa_store 200
+}
+
 finish() {
 	echo "$NPASS passed, $NFAIL failed"
 	[ "$NFAIL" -eq 0 ]

@@ -35,16 +35,8 @@ faults=n
 
 # Fault injection (--faults). failslab fails 5% of the slab allocations of
 # the marked tasks (every allocation is a candidate: interval 1),
-# fail_page_alloc 1% of their page allocations (every order). "times"
-# counts down once per injected failure: it starts high enough never to
-# run out, and what it lost is the number injected (-1, no limit, would
-# count nothing).
-FI=/sys/kernel/debug
-FI_ATTRS=(failslab fail_page_alloc)
+# fail_page_alloc 1% of their page allocations (every order).
 FI_PROBABILITY=(5 1)
-FI_INTERVAL=(1 1)
-FI_TIMES=1000000000
-FI_SPARED=	# [start,end) of tpm_pcr_extend when the stacktrace filter spares it
 
 # The kernel log lines that count as a report: name|fixed string.
 REPORTS='kasan|KASAN
@@ -80,82 +72,11 @@ no_reports() {
 	return 1
 }
 
-# fi_set NAME ATTR VALUE: write a fault-injection attribute, read it back.
-fi_set() {
-	local v
-	echo "$3" >"$FI/$1/$2" || { echo "cannot write $3 to $FI/$1/$2"; return 1; }
-	v=$(cat "$FI/$1/$2") || return 1
-	[ "$v" = "$3" ] || { echo "$FI/$1/$2 reads \"$v\" after writing $3"; return 1; }
-}
-
-# tpm_range: "START END" of tpm_pcr_extend's code, from /proc/kallsyms.
-tpm_range() {
-	python3 - <<'PY'
-import sys
-start, addrs = 0, []
-with open('/proc/kallsyms') as f:
-    for line in f:
-        p = line.split()
-        if len(p) != 3 or p[1] not in 'tT':
-            continue
-        a = int(p[0], 16)
-        addrs.append(a)
-        if p[2] == 'tpm_pcr_extend':
-            start = a
-end = min((a for a in addrs if a > start), default=0) if start else 0
-if not end:
-    sys.exit(1)
-print('0x%x 0x%x' % (start, end))
-PY
-}
-
 # faults_setup: the kernel's fault injection for --faults, or why not.
 # Nothing fails yet: only tasks marked make-it-fail do, and ima-stress
 # marks itself. The rates go in last.
 faults_setup() {
-	local i d r
-	if ! grep -q " $FI debugfs " /proc/mounts; then
-		mount -t debugfs debugfs "$FI" || { echo "cannot mount debugfs at $FI"; return 1; }
-	fi
-	for d in "${FI_ATTRS[@]}"; do
-		[ -d "$FI/$d" ] || {
-			echo "no $FI/$d: the kernel has no CONFIG_FAULT_INJECTION_DEBUG_FS with CONFIG_FAILSLAB and CONFIG_FAIL_PAGE_ALLOC"
-			return 1
-		}
-	done
-	[ -w /proc/self/make-it-fail ] || { echo "no /proc/self/make-it-fail to write"; return 1; }
-	for d in "${FI_ATTRS[@]}"; do
-		fi_set "$d" probability 0 &&
-		fi_set "$d" task-filter Y &&
-		fi_set "$d" verbose 0 &&
-		fi_set "$d" ignore-gfp-wait N &&
-		fi_set "$d" space 0 &&
-		fi_set "$d" times "$FI_TIMES" || return 1
-	done
-	fi_set fail_page_alloc ignore-gfp-highmem N &&
-	fi_set fail_page_alloc min-order 0 || return 1
-	if [ -e "$FI/failslab/cache-filter" ]; then
-		fi_set failslab cache-filter N || return 1
-	fi
-	# A record whose PCR extend failed stays in the list without its
-	# extend: no replay can match it. With the stacktrace filter, no
-	# failure is injected below tpm_pcr_extend.
-	if [ -e "$FI/failslab/reject-start" ]; then
-		r=$(tpm_range) || { echo "tpm_pcr_extend not found in /proc/kallsyms (or its addresses are hidden)"; return 1; }
-		for d in "${FI_ATTRS[@]}"; do
-			echo "${r% *}" >"$FI/$d/reject-start" &&
-			echo "${r#* }" >"$FI/$d/reject-end" &&
-			echo 32 >"$FI/$d/stacktrace-depth" || {
-				echo "cannot set the stacktrace filter of $FI/$d"
-				return 1
-			}
-		done
-		FI_SPARED="[${r% *},${r#* })"
-	fi
-	for i in "${!FI_ATTRS[@]}"; do
-		fi_set "${FI_ATTRS[$i]}" interval "${FI_INTERVAL[$i]}" &&
-		fi_set "${FI_ATTRS[$i]}" probability "${FI_PROBABILITY[$i]}" || return 1
-	done
+	fi_setup && fi_rates "${FI_PROBABILITY[@]}"
 }
 
 # faults_show: the settings, as the kernel reads them back.
@@ -164,16 +85,13 @@ faults_show() {
 	for d in "${FI_ATTRS[@]}"; do
 		line=
 		for a in probability interval times space verbose task-filter ignore-gfp-wait \
-			ignore-gfp-highmem min-order cache-filter stacktrace-depth reject-start reject-end; do
+			ignore-gfp-highmem min-order cache-filter stacktrace-depth require-start require-end \
+			reject-start reject-end; do
 			[ -e "$FI/$d/$a" ] && line+=" $a=$(cat "$FI/$d/$a")"
 		done
 		echo "INFO faults $d:$line"
 	done
-	if [ -n "$FI_SPARED" ]; then
-		echo "INFO faults: nothing injected below tpm_pcr_extend $FI_SPARED (stacktrace filter)"
-	else
-		echo "INFO faults: no stacktrace filter (CONFIG_FAULT_INJECTION_STACKTRACE_FILTER=n): PCR extends can fail too, and then the replay cannot match"
-	fi
+	echo "INFO faults: nothing injected below tpm_pcr_extend (the reject range of the stacktrace filter)"
 }
 
 # faults_off: no more failures, for the replay and the checks; the number
@@ -207,9 +125,11 @@ warm_up
 "$STRESS" --help >/dev/null 2>&1 || true
 mkdir -p "$OUT" "$RESULTS/scratch"
 echo "INFO path=$KPATH flush=$flush faults=$faults kernel=$(uname -r) args=${args[*]}"
+# Under the checkers: a record handed back to C is freed once.
+add_enomem_checks
 if [ "$faults" = y ]; then
 	failed=$NFAIL
-	check faults_setup "fault injection set up in $FI (failslab probability=${FI_PROBABILITY[0]}% interval=${FI_INTERVAL[0]}, fail_page_alloc probability=${FI_PROBABILITY[1]}% interval=${FI_INTERVAL[1]}, marked tasks only)" \
+	check faults_setup "fault injection set up in $FI (failslab probability=${FI_PROBABILITY[0]}%, fail_page_alloc probability=${FI_PROBABILITY[1]}%, interval 1, marked tasks only)" \
 		faults_setup
 	if [ "$NFAIL" -ne "$failed" ]; then
 		faults_off >/dev/null 2>&1
@@ -273,9 +193,7 @@ replay=MATCH
 if [ "$faults" = y ]; then
 	# Not a fault of the list: IMA appends a record, then extends; a
 	# failed extend is reported, not undone (ima_add_template_entry).
-	why="needs CONFIG_FAULT_INJECTION_STACKTRACE_FILTER=y to spare tpm_pcr_extend"
-	[ -z "$FI_SPARED" ] || why="tpm_pcr_extend $FI_SPARED was spared: an allocation deeper than 32 frames below it?"
-	check faults_pcr_extends "no PCR extend failed under injection ($tpm_errors did: such a record is in the list without its extend, the replay cannot match; $why)" \
+	check faults_pcr_extends "no PCR extend failed under injection ($tpm_errors did: such a record is in the list without its extend, the replay cannot match; tpm_pcr_extend was spared: an allocation deeper than 32 frames below it?)" \
 		test "$tpm_errors" -eq 0
 fi
 # What ima-stress deleted comes before anything a later script saves.
