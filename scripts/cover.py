@@ -13,10 +13,18 @@ import sys
 
 
 def main():
+    if len(sys.argv) == 2 and sys.argv[1] in ("-h", "--help"):
+        print(__doc__)
+        sys.exit(0)
+    if len(sys.argv) != 3 or sys.argv[1] not in ("msgid", "description"):
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
     what, path = sys.argv[1], sys.argv[2]
     with open(path, "rb") as f:
         msg = email.message_from_binary_file(f, policy=email.policy.default)
     if what == "msgid":
+        if msg["Message-ID"] is None:
+            sys.exit(f"{path}: no Message-ID")
         print(msg["Message-ID"].strip().strip("<>"))
         return
     subject = re.sub(r"^\[[^]]*\]\s*", "", str(msg["Subject"]))

@@ -2,6 +2,8 @@
 # Common helpers for the project's scripts.  Source it; do not run it.
 
 set -euo pipefail
+# A function's failure inside $(...) fails the substitution too.
+shopt -s inherit_errexit
 
 PROJ=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Everything that is not source (kernel trees, build folders, logs, tools'
@@ -10,7 +12,6 @@ CACHE=${IMA_RS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ima-rust-staging}
 LOGDIR=${IMA_RS_LOGDIR:-$CACHE/logs}
 LLVM_SUFFIX=-19
 JOBS=${JOBS:-$(nproc)}
-mkdir -p "$CACHE" "$LOGDIR"
 
 export PATH="$HOME/.cargo/bin:$HOME/.local/bin:$PATH"
 export CCACHE_DIR=${CCACHE_DIR:-$CACHE/ccache}
@@ -20,19 +21,92 @@ export CCACHE_BASEDIR=$CACHE
 say() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
 die() { printf '[%s] ERROR: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
 
+# Usage.  A script's help is its header comment (after the SPDX line, up to
+# the first line that is not a comment).  Every script parses all of its
+# arguments before it does anything else.
+print_usage() {
+	awk 'NR == 1 { next } !/^#/ { exit }
+		{ sub(/^# ?/, "") } /^SPDX-License-Identifier:/ { next } { print }' "$0"
+}
+# print_help: the usage on stdout; exit 0 (-h, --help).
+print_help() {
+	print_usage
+	exit 0
+}
+# usage_error MSG: MSG and the usage on stderr; exit 2.
+usage_error() {
+	printf '[%s] %s\n' "$(basename "$0")" "$*" >&2
+	print_usage >&2
+	exit 2
+}
+# need_value "$@": the option in $1 has a value in $2.
+need_value() {
+	[ $# -ge 2 ] || usage_error "$1 needs a value"
+}
+# no_options "$@": for scripts that take no argument but -h/--help.
+no_options() {
+	case "${1:-}" in
+	'') ;;
+	-h | --help) print_help ;;
+	*) usage_error "unknown argument: $1" ;;
+	esac
+}
+# parsed: called once the arguments are checked; with IMA_RS_PARSE_ONLY=1
+# the script stops there (scripts/test checks the arguments it passes on
+# before it does any work).
+parsed() {
+	[ "${IMA_RS_PARSE_ONLY:-}" != 1 ] || exit 0
+}
+
 # step NAME CMD...: run CMD with its output in $LOGDIR/NAME.log; on failure
-# name the step and the log, show its tail and stop.
+# show the log's tail, name the step and the log, repeat the step's own
+# error (a die inside it) as the last line and exit 1.
+#
+# CMD runs in a subshell with set -e in force: any command in it that fails
+# (outside an if, a while, a ! or an && / || list) fails the step.  That
+# holds only if step itself is not called from such a context (bash then
+# ignores set -e in everything below, subshells included), which step
+# checks.  A step cannot set the caller's variables or directory.
 step() {
-	local name=$1 log="$LOGDIR/$1.log" t0 rc=0
+	step_run "$@"
+	step_end
+}
+
+# step_run NAME CMD...: the first half of step: runs CMD, leaves its exit
+# status in STEP_RC and always returns 0, for a caller that shows something
+# before step_end stops on a failure.
+step_run() {
+	STEP_NAME=$1 STEP_LOG="$LOGDIR/$1.log" STEP_RC=0 STEP_T0=$(date +%s)
 	shift
-	t0=$(date +%s)
-	say "$name ..."
-	"$@" >"$log" 2>&1 || rc=$?
-	if [ "$rc" -ne 0 ]; then
-		tail -n 40 "$log" >&2
-		die "step '$name' failed (exit $rc); log: $log"
+	local errexit=
+	[[ $- != *e* ]] || errexit=1
+	mkdir -p "$CACHE" "$LOGDIR"
+	set +e
+	# The probe: a subshell that stops at false if set -e works here (not
+	# in an if: that would be the very context it detects).
+	(set -e; false; true)
+	# shellcheck disable=SC2181
+	[ $? -ne 0 ] ||
+		die "step '$STEP_NAME' is called from an if, while, ! or && / || list: set -e would not stop it"
+	say "$STEP_NAME ..."
+	(set -e; "$@") >"$STEP_LOG" 2>&1
+	STEP_RC=$?
+	[ -z "$errexit" ] || set -e
+}
+
+# step_end: the second half of step.
+step_end() {
+	local cause
+	if [ "$STEP_RC" -eq 0 ]; then
+		say "$STEP_NAME done in $(($(date +%s) - STEP_T0)) s (log: $STEP_LOG)"
+		return
 	fi
-	say "$name done in $(($(date +%s) - t0)) s (log: $log)"
+	tail -n 40 "$STEP_LOG" >&2 || true
+	cause=$(grep -E '^\[[^]]+\] ERROR: ' "$STEP_LOG" | tail -n 1 || true)
+	printf "[%s] ERROR: step '%s' failed (exit %d); log: %s\n" \
+		"$(basename "$0")" "$STEP_NAME" "$STEP_RC" "$STEP_LOG" >&2
+	[ -z "$cause" ] || printf '%s\n' "$cause" >&2
+	exit 1
 }
 
 need() {
