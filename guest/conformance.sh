@@ -41,5 +41,7 @@ sed -i "s/^PCR-10: .*/PCR-10: $(cat "$SCRATCH/archive.pcr10")/" "$SCRATCH/pcrs-s
 sed -i "s/^PCR-10: .*/PCR-10: $(cat "$SCRATCH/archive.sha256.pcr10")/" "$SCRATCH/pcrs-sha256"
 check archive_replays "everything deleted in this boot ++ the live lists replays to PCR 10" \
 	validate_both "$SCRATCH/all.sha1" "$SCRATCH/all.sha256"
+check kernel_log_clean "the kernel log holds no report (KASAN, BUG, WARNING, lockdep, RCU, UBSAN, call trace, Rust panic)" \
+	kernel_log_clean
 [ "$rc" -eq 0 ] || [ "$NFAIL" -gt 0 ] || NFAIL=1
 finish

@@ -269,6 +269,51 @@ add_enomem_checks() {
 			add_refused_for_memory __xa_store 200
 }
 
+# The kernel log lines that count as a report: name|fixed string.
+REPORTS='kasan|KASAN
+bug|BUG:
+warning|WARNING:
+lockdep|possible circular locking
+rcu|suspicious RCU usage
+ubsan|UBSAN
+call_trace|Call Trace
+rust_panic|rust_panic
+panicked|panicked'
+
+# no_reports LOG PATTERN: the kernel log LOG has no line with PATTERN.
+no_reports() {
+	local n
+	n=$(grep -cF -- "$2" "$1")
+	[ "$n" -eq 0 ] && return 0
+	echo "$n lines with \"$2\", the first ones:"
+	grep -F -- "$2" "$1" | head -n 20
+	return 1
+}
+
+# alloc_traces IN OUT: IN without the "Call Trace" of allocation-failure
+# reports (warn_alloc: "vmalloc error: ..." from a failed thread stack,
+# "page allocation failure: ..."), which injected failures cause; prints
+# how many were left out. Any other trace stays.
+alloc_traces() {
+	awk -v out="$2" '
+		/vmalloc error: |page allocation failure: / { hdr = NR }
+		/Call Trace/ && hdr && NR - hdr <= 10 { n++; hdr = 0; next }
+		{ print >out }
+		END { printf "%d\n", n }' "$1"
+}
+
+# kernel_log_clean: the kernel log of this boot so far holds no report of
+# any kind (the call traces of allocation failures aside).
+kernel_log_clean() {
+	local name pattern rc=0
+	dmesg >"$SCRATCH/dmesg.txt" 2>&1 || return 1
+	alloc_traces "$SCRATCH/dmesg.txt" "$SCRATCH/dmesg-checked.txt" >/dev/null
+	while IFS='|' read -r name pattern; do
+		no_reports "$SCRATCH/dmesg-checked.txt" "$pattern" || rc=1
+	done <<<"$REPORTS"
+	return "$rc"
+}
+
 finish() {
 	echo "$NPASS passed, $NFAIL failed"
 	[ "$NFAIL" -eq 0 ]
