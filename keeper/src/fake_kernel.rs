@@ -1,0 +1,176 @@
+//! An in-memory kernel for the unit tests: a staged and a current list, a TPM
+//! whose PCR 10 follows every add, adders that add records while the lists
+//! are read, and a kill switch at a chosen [`Step`] of an export.
+
+use std::cell::RefCell;
+
+use anyhow::{bail, ensure, Result};
+
+use crate::kernel::{Kernel, Lists, Step, Writer};
+use crate::record::{Bank, Record};
+use crate::replay::{Pcr10, Replay};
+use crate::testdata::measurement;
+
+#[derive(Default)]
+struct State {
+    /// Every record ever added, in order.
+    every: Vec<Record>,
+    lists: Lists,
+    pcr: Replay,
+    tpm: bool,
+    /// Measurements added so far, to make each new one distinct.
+    measured: u32,
+    /// Added when a read of the lists starts (after the first PCR reading).
+    on_next_read: Vec<Record>,
+    /// Measurements added after every read of the lists.
+    adds_per_read: u32,
+    /// Fail the `nth` time `step` is reached (1-based).
+    crash: Option<(Step, usize)>,
+    reached: Vec<Step>,
+}
+
+impl State {
+    fn add(&mut self, record: Record) {
+        self.pcr.extend(&record);
+        self.every.push(record.clone());
+        self.lists.current.push(record);
+    }
+
+    fn add_measurements(&mut self, count: u32) {
+        for _ in 0..count {
+            self.measured += 1;
+            self.add(measurement(self.measured));
+        }
+    }
+}
+
+/// The fake kernel; see the module docs.
+pub(crate) struct FakeKernel {
+    state: RefCell<State>,
+}
+
+impl FakeKernel {
+    /// An empty kernel, with or without a TPM.
+    pub(crate) fn new(tpm: bool) -> FakeKernel {
+        FakeKernel {
+            state: RefCell::new(State {
+                tpm,
+                ..State::default()
+            }),
+        }
+    }
+
+    /// Adds `record` to the current list and extends PCR 10.
+    pub(crate) fn add(&self, record: Record) {
+        self.state.borrow_mut().add(record);
+    }
+
+    /// Adds `count` new, distinct measurements.
+    pub(crate) fn add_measurements(&self, count: u32) {
+        self.state.borrow_mut().add_measurements(count);
+    }
+
+    /// Adds `records` when the next read of the lists starts.
+    pub(crate) fn add_on_next_read(&self, records: Vec<Record>) {
+        self.state.borrow_mut().on_next_read = records;
+    }
+
+    /// Adds `count` measurements after every read of the lists.
+    pub(crate) fn add_after_each_read(&self, count: u32) {
+        self.state.borrow_mut().adds_per_read = count;
+    }
+
+    /// Fails the `nth` time an export reaches `step`; `None` never fails.
+    pub(crate) fn crash_at(&self, crash: Option<(Step, usize)>) {
+        let mut state = self.state.borrow_mut();
+        state.crash = crash;
+        state.reached.clear();
+    }
+
+    /// Every record ever added.
+    pub(crate) fn every(&self) -> Vec<Record> {
+        self.state.borrow().every.clone()
+    }
+
+    /// The live records: staged, then current.
+    pub(crate) fn live(&self) -> Vec<Record> {
+        self.state.borrow().lists.live()
+    }
+
+    /// The lists as they are.
+    pub(crate) fn lists(&self) -> Lists {
+        self.state.borrow().lists.clone()
+    }
+}
+
+impl Kernel for FakeKernel {
+    fn pcr10(&self) -> Result<Option<Pcr10>> {
+        let state = self.state.borrow();
+        Ok(state
+            .tpm
+            .then(|| {
+                let value = |bank| Some(state.pcr.value(bank).to_vec());
+                Pcr10::new(value(Bank::Sha1), value(Bank::Sha256))
+            })
+            .flatten())
+    }
+
+    fn read_lists(&self) -> Result<Lists> {
+        let mut state = self.state.borrow_mut();
+        for record in std::mem::take(&mut state.on_next_read) {
+            state.add(record);
+        }
+        let lists = state.lists.clone();
+        let adds = state.adds_per_read;
+        state.add_measurements(adds);
+        Ok(lists)
+    }
+
+    fn writer(&self) -> Result<Box<dyn Writer + '_>> {
+        Ok(Box::new(FakeWriter { kernel: self }))
+    }
+}
+
+struct FakeWriter<'a> {
+    kernel: &'a FakeKernel,
+}
+
+impl Writer for FakeWriter<'_> {
+    fn read_lists(&mut self) -> Result<Lists> {
+        self.kernel.read_lists()
+    }
+
+    fn stage(&mut self) -> Result<bool> {
+        let mut state = self.kernel.state.borrow_mut();
+        ensure!(state.lists.staged.is_empty(), "A: EEXIST");
+        if state.lists.current.is_empty() {
+            return Ok(false);
+        }
+        state.lists.staged = std::mem::take(&mut state.lists.current);
+        Ok(true)
+    }
+
+    fn delete_staged(&mut self) -> Result<()> {
+        let mut state = self.kernel.state.borrow_mut();
+        ensure!(!state.lists.staged.is_empty(), "D: ENOENT");
+        state.lists.staged.clear();
+        Ok(())
+    }
+
+    fn delete_head(&mut self, n: usize) -> Result<()> {
+        let mut state = self.kernel.state.borrow_mut();
+        ensure!(n <= state.lists.current.len(), "N: ENOENT");
+        state.lists.current.drain(..n);
+        Ok(())
+    }
+
+    fn reached(&mut self, step: Step) -> Result<()> {
+        let mut state = self.kernel.state.borrow_mut();
+        state.reached.push(step);
+        let times = state.reached.iter().filter(|&&seen| seen == step).count();
+        if state.crash == Some((step, times)) {
+            bail!("injected crash {step}");
+        }
+        Ok(())
+    }
+}

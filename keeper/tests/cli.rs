@@ -1,0 +1,269 @@
+//! The `ima-keeper` binary against a fake securityfs and TPM sysfs made of
+//! plain files: usage errors, `cat`, `verify` and `status` of archive ++ live,
+//! and the refusals that must come before any delete.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use ima_keeper::archive::{Access, Archive};
+use ima_keeper::record::{hex, Bank, Record};
+use ima_keeper::replay::Replay;
+
+/// The `n`-th distinct ima-ng record, digests computed as IMA does.
+fn record(n: u32) -> Record {
+    let path = format!("/usr/lib/file{n}\0");
+    let mut d_ng = b"sha256:\0".to_vec();
+    d_ng.extend(Bank::Sha256.hash(&[path.as_bytes()]));
+    let mut data = Vec::new();
+    for field in [&d_ng[..], path.as_bytes()] {
+        data.extend((field.len() as u32).to_le_bytes());
+        data.extend(field);
+    }
+    Record {
+        pcr: 10,
+        template_name: "ima-ng".to_string(),
+        digests: Bank::ALL.map(|bank| bank.hash(&[&data])),
+        template_data: data,
+    }
+}
+
+fn list(records: &[Record], bank: Bank) -> Vec<u8> {
+    let mut out = Vec::new();
+    for record in records {
+        record.encode(bank, &mut out).unwrap();
+    }
+    out
+}
+
+/// A fake machine: securityfs and TPM directories and an archive directory.
+struct Machine {
+    _root: tempfile::TempDir,
+    securityfs: PathBuf,
+    tpm: PathBuf,
+    archive: PathBuf,
+}
+
+impl Machine {
+    /// `live` in the current lists, nothing staged, PCR 10 after `extended`.
+    fn new(live: &[Record], extended: &[Record]) -> Machine {
+        let root = tempfile::tempdir().unwrap();
+        let machine = Machine {
+            securityfs: root.path().join("ima"),
+            tpm: root.path().join("tpm0"),
+            archive: root.path().join("archive"),
+            _root: root,
+        };
+        fs::create_dir(&machine.securityfs).unwrap();
+        fs::create_dir(&machine.archive).unwrap();
+        for bank in Bank::ALL {
+            let name = format!("binary_runtime_measurements_{}", bank.name());
+            fs::write(machine.securityfs.join(&name), list(live, bank)).unwrap();
+            fs::write(machine.securityfs.join(format!("{name}_staged")), b"").unwrap();
+        }
+        machine.set_pcr(extended);
+        machine
+    }
+
+    fn set_pcr(&self, extended: &[Record]) {
+        let mut replay = Replay::default();
+        replay.extend_all(extended);
+        for bank in Bank::ALL {
+            let dir = self.tpm.join(format!("pcr-{}", bank.name()));
+            fs::create_dir_all(&dir).unwrap();
+            let value = hex(replay.value(bank)).to_uppercase();
+            fs::write(dir.join("10"), format!("{value}\n")).unwrap();
+        }
+    }
+
+    fn keeper(&self, args: &[&str]) -> Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ima-keeper"));
+        command.args(args);
+        if args.first().is_some_and(|arg| !arg.starts_with('-')) {
+            command
+                .arg("--archive")
+                .arg(&self.archive)
+                .arg("--securityfs")
+                .arg(&self.securityfs)
+                .arg("--tpm-sysfs")
+                .arg(&self.tpm);
+        }
+        command.output().unwrap()
+    }
+
+    fn archive_records(&self, records: &[Record]) {
+        let mut archive = Archive::open(&self.archive, Access::Append).unwrap();
+        archive.write(records).unwrap().commit().unwrap();
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn records(range: std::ops::Range<u32>) -> Vec<Record> {
+    range.map(record).collect()
+}
+
+#[test]
+fn unknown_options_exit_2_with_usage() {
+    let machine = Machine::new(&[], &[]);
+    for args in [
+        &["--frobnicate"][..],
+        &["cat", "--frobnicate"],
+        &["export", "--stage", "--keep", "3"],
+    ] {
+        let output = machine.keeper(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(
+            text(&output.stderr).contains("Usage"),
+            "{}",
+            text(&output.stderr)
+        );
+    }
+}
+
+#[test]
+fn cat_verify_status_of_archive_and_live() {
+    let all = records(1..7);
+    // A keeper was killed after archiving 1..4 and before deleting them.
+    let machine = Machine::new(&all[2..], &all);
+    machine.archive_records(&all[..4]);
+
+    let output = machine.keeper(&["cat", "--binary", "--bank", "sha256"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(output.stdout, list(&all, Bank::Sha256));
+
+    let output = machine.keeper(&["cat", "--ascii", "--bank", "sha1"]);
+    let ascii = text(&output.stdout);
+    assert_eq!(ascii.lines().count(), 6, "{ascii}");
+    assert!(ascii.lines().all(|line| line.starts_with("10 ")), "{ascii}");
+    assert!(ascii.ends_with(" /usr/lib/file6\n"), "{ascii}");
+
+    let output = machine.keeper(&["verify"]);
+    assert!(
+        output.status.success(),
+        "{}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    assert!(text(&output.stdout).ends_with("OK\n"));
+
+    let output = machine.keeper(&["status"]);
+    let status = text(&output.stdout);
+    assert!(status.contains("records archived: 4\n"), "{status}");
+    assert!(
+        status.contains("records live: 4 (0 staged, 4 current), 2 of them already archived"),
+        "{status}"
+    );
+    assert!(status.contains("records since boot: 6\n"), "{status}");
+}
+
+#[test]
+fn verify_reports_a_mismatch_and_needs_a_tpm() {
+    let all = records(1..4);
+    let machine = Machine::new(
+        &all,
+        &records(1..3)
+            .into_iter()
+            .chain(records(9..10))
+            .collect::<Vec<_>>(),
+    );
+    let output = machine.keeper(&["verify"]);
+    assert_eq!(output.status.code(), Some(1));
+    let report = text(&output.stdout);
+    assert!(
+        report.contains("sha1: MISMATCH: no prefix of the 3 records"),
+        "{report}"
+    );
+    assert!(report.ends_with("FAILED\n"), "{report}");
+
+    fs::remove_dir_all(&machine.tpm).unwrap();
+    let output = machine.keeper(&["verify"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output.stderr).contains("cannot verify without PCR 10: no TPM at"));
+}
+
+/// Plain files stand in for securityfs, so an export must stop before it
+/// writes a command: these refusals come first.
+#[test]
+fn export_refuses_a_kernel_without_export_delete() {
+    let all = records(1..3);
+    let machine = Machine::new(&all, &all);
+    for bank in Bank::ALL {
+        let staged = format!("binary_runtime_measurements_{}_staged", bank.name());
+        fs::remove_file(machine.securityfs.join(staged)).unwrap();
+    }
+    let output = machine.keeper(&["export", "--stage"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains("CONFIG_IMA_STAGING=n"),
+        "{}",
+        text(&output.stderr)
+    );
+    // Reading still works on such a kernel.
+    let output = machine.keeper(&["cat", "--binary"]);
+    assert_eq!(output.stdout, list(&all, Bank::Sha1));
+
+    let machine = Machine::new(&all, &all);
+    for bank in Bank::ALL {
+        let original = machine
+            .securityfs
+            .join(format!("binary_runtime_measurements_{}", bank.name()));
+        fs::set_permissions(original, fs::Permissions::from_mode(0o440)).unwrap();
+    }
+    let output = machine.keeper(&["export", "--keep", "1"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains("is read-only (mode 440): kernel without export/delete"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[test]
+fn export_refuses_a_bad_archive_directory() {
+    let all = records(1..3);
+    let machine = Machine::new(&all, &all);
+    fs::remove_dir(&machine.archive).unwrap();
+    let output = machine.keeper(&["export"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains(&format!("archive directory {}", machine.archive.display())),
+        "{}",
+        text(&output.stderr)
+    );
+
+    fs::create_dir(&machine.archive).unwrap();
+    machine.archive_records(&all);
+    let sha1 = machine.archive.join("sha1.bin");
+    let mut bytes = fs::read(&sha1).unwrap();
+    bytes[30] ^= 1;
+    fs::write(&sha1, bytes).unwrap();
+    let output = machine.keeper(&["export"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains("checksum mismatch in bytes [0, "),
+        "{}",
+        text(&output.stderr)
+    );
+    assert_eq!(
+        fs::read(machine.securityfs.join("binary_runtime_measurements_sha1")).unwrap(),
+        list(&all, Bank::Sha1),
+        "the kernel's list was left alone"
+    );
+}
+
+#[test]
+fn missing_securityfs_is_explained() {
+    let machine = Machine::new(&[], &[]);
+    fs::remove_dir_all(&machine.securityfs).unwrap();
+    let output = machine.keeper(&["cat"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains("is securityfs mounted and IMA enabled"),
+        "{}",
+        text(&output.stderr)
+    );
+}
