@@ -1,12 +1,14 @@
 //! An in-memory kernel for the unit tests: a staged and a current list, a TPM
 //! whose PCR 10 follows every add, adders that add records while the lists
-//! are read, and a kill switch at a chosen [`Step`] of an export.
+//! are read, reader sets that keep a writer out while held (EBUSY), a hook
+//! run just before a reader set is taken, and a kill switch at a chosen
+//! [`Step`] of an export.
 
 use std::cell::RefCell;
 
 use anyhow::{bail, ensure, Result};
 
-use crate::kernel::{Kernel, Lists, Step, Writer};
+use crate::kernel::{Kernel, Lists, Reader, Step, Writer};
 use crate::record::{Bank, Record};
 use crate::replay::{Pcr10, Replay};
 use crate::testdata::measurement;
@@ -27,6 +29,8 @@ struct State {
     /// Fail the `nth` time `step` is reached (1-based).
     crash: Option<(Step, usize)>,
     reached: Vec<Step>,
+    /// Reader sets held: a writer is refused (EBUSY) while there is one.
+    readers: usize,
 }
 
 impl State {
@@ -47,7 +51,12 @@ impl State {
 /// The fake kernel; see the module docs.
 pub(crate) struct FakeKernel {
     state: RefCell<State>,
+    /// Runs once, just before the next reader set is taken.
+    before_reader: RefCell<Option<Hook>>,
 }
+
+/// Something done to the fake kernel from inside one of its calls.
+type Hook = Box<dyn FnOnce(&FakeKernel)>;
 
 impl FakeKernel {
     /// An empty kernel, with or without a TPM.
@@ -57,6 +66,7 @@ impl FakeKernel {
                 tpm,
                 ..State::default()
             }),
+            before_reader: RefCell::new(None),
         }
     }
 
@@ -87,6 +97,12 @@ impl FakeKernel {
         state.reached.clear();
     }
 
+    /// Runs `hook` once, just before the next reader set is taken (e.g. an
+    /// export by another keeper that gets in first).
+    pub(crate) fn before_next_reader(&self, hook: impl FnOnce(&FakeKernel) + 'static) {
+        *self.before_reader.borrow_mut() = Some(Box::new(hook));
+    }
+
     /// Every record ever added.
     pub(crate) fn every(&self) -> Vec<Record> {
         self.state.borrow().every.clone()
@@ -115,7 +131,27 @@ impl Kernel for FakeKernel {
             .flatten())
     }
 
-    fn read_lists(&self) -> Result<Lists> {
+    fn reader(&self) -> Result<Box<dyn Reader + '_>> {
+        let hook = self.before_reader.borrow_mut().take();
+        if let Some(hook) = hook {
+            hook(self);
+        }
+        self.state.borrow_mut().readers += 1;
+        Ok(Box::new(FakeReader { kernel: self }))
+    }
+
+    fn writer(&self) -> Result<Box<dyn Writer + '_>> {
+        ensure!(
+            self.state.borrow().readers == 0,
+            "EBUSY: a reader holds the lists"
+        );
+        Ok(Box::new(FakeWriter { kernel: self }))
+    }
+}
+
+impl FakeKernel {
+    /// Reads the lists (through a reader or the writer); adders may add.
+    fn read_now(&self) -> Lists {
         let mut state = self.state.borrow_mut();
         for record in std::mem::take(&mut state.on_next_read) {
             state.add(record);
@@ -123,11 +159,23 @@ impl Kernel for FakeKernel {
         let lists = state.lists.clone();
         let adds = state.adds_per_read;
         state.add_measurements(adds);
-        Ok(lists)
+        lists
     }
+}
 
-    fn writer(&self) -> Result<Box<dyn Writer + '_>> {
-        Ok(Box::new(FakeWriter { kernel: self }))
+struct FakeReader<'a> {
+    kernel: &'a FakeKernel,
+}
+
+impl Reader for FakeReader<'_> {
+    fn read_lists(&mut self) -> Result<Lists> {
+        Ok(self.kernel.read_now())
+    }
+}
+
+impl Drop for FakeReader<'_> {
+    fn drop(&mut self) {
+        self.kernel.state.borrow_mut().readers -= 1;
     }
 }
 
@@ -137,7 +185,7 @@ struct FakeWriter<'a> {
 
 impl Writer for FakeWriter<'_> {
     fn read_lists(&mut self) -> Result<Lists> {
-        self.kernel.read_lists()
+        Ok(self.kernel.read_now())
     }
 
     fn stage(&mut self) -> Result<bool> {

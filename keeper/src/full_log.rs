@@ -1,11 +1,15 @@
 //! The full log since boot: `archive ++ live[k..]`, where `k` live records
 //! are already archived ([`crate::reconcile`]).
 //!
-//! The live lists are read under one reader open of every list file, so no
-//! export can cut them in between; `cat` prints the full log, `verify` replays
-//! it against PCR 10, `status` counts it. A view for agents (a later phase)
-//! serves the same bytes from [`FullLog::write_ascii`] and
-//! [`FullLog::write_binary`].
+//! The reader set is taken first: while it is held no export can delete a
+//! record. Then the archive catches up with what was committed since it was
+//! opened, and the live lists are read. So every record deleted before the
+//! lists were read is in the archive, and a record archived but not yet
+//! deleted (a keeper killed in between) is recognised by reconciliation:
+//! nothing is missing or doubled even while a keeper exports next to us.
+//! `cat` prints the full log, `verify` replays it against PCR 10, `status`
+//! counts it, and the view ([`crate::view`]) serves it with
+//! [`FullLog::write_from`].
 
 use std::io::Write;
 
@@ -27,6 +31,16 @@ pub struct FullLog<'a> {
     pcr: Option<PcrEvidence>,
 }
 
+/// How the full log is written: as a binary or an ascii list, with the
+/// template digests of one bank.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// As `binary_runtime_measurements_<bank>` holds it.
+    Binary(Bank),
+    /// As `ascii_runtime_measurements_<bank>` shows it.
+    Ascii(Bank),
+}
+
 /// The outcome of [`FullLog::verify`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verification {
@@ -38,10 +52,15 @@ pub struct Verification {
 }
 
 impl<'a> FullLog<'a> {
-    /// Reads the live lists from `kernel`, with PCR 10 around the read, and
-    /// reconciles them with `archive`.
-    pub fn read(kernel: &dyn Kernel, archive: &'a Archive) -> Result<FullLog<'a>> {
-        let snapshot = Snapshot::take(kernel, || kernel.read_lists())?;
+    /// Takes the reader set of `kernel`, catches `archive` up with what was
+    /// committed since it was opened, reads the live lists with PCR 10
+    /// around the read, and reconciles them with the archive.
+    pub fn read(kernel: &dyn Kernel, archive: &'a mut Archive) -> Result<FullLog<'a>> {
+        let mut reader = kernel.reader()?;
+        archive.catch_up()?;
+        let snapshot = Snapshot::take(kernel, || reader.read_lists())?;
+        drop(reader);
+        let archive = &*archive;
         let overlap = reconcile(archive, &snapshot)?;
         let live = snapshot.lists.live();
         Ok(FullLog {
@@ -78,11 +97,38 @@ impl<'a> FullLog<'a> {
         self.len() == 0
     }
 
-    /// Writes the full log as `bank`'s binary list.
-    pub fn write_binary(&self, bank: Bank, out: &mut dyn Write) -> Result<()> {
-        self.archive.copy_bank(bank, out)?;
+    /// The archive the log was read with.
+    pub fn archive(&self) -> &Archive {
+        self.archive
+    }
+
+    /// Writes the full log in `format`.
+    pub fn write(&self, format: Format, out: &mut dyn Write) -> Result<()> {
+        self.write_from(format, 0, out)
+    }
+
+    /// Writes the full log in `format` from record `first` on (nothing if
+    /// the log holds no more than `first` records).
+    pub fn write_from(&self, format: Format, first: usize, out: &mut dyn Write) -> Result<()> {
+        match format {
+            Format::Binary(bank) => self.write_binary(bank, first, out),
+            Format::Ascii(bank) => self.write_ascii(bank, first, out),
+        }
+    }
+
+    /// The live records from index `first` of the full log on.
+    fn unarchived_from(&self, first: usize) -> &[Record] {
+        let unarchived = self.unarchived();
+        &unarchived[first
+            .saturating_sub(self.archive.len())
+            .min(unarchived.len())..]
+    }
+
+    /// Writes the full log from record `first` as `bank`'s binary list.
+    fn write_binary(&self, bank: Bank, first: usize, out: &mut dyn Write) -> Result<()> {
+        self.archive.copy_bank_from(bank, first, out)?;
         let mut bytes = Vec::new();
-        for record in self.unarchived() {
+        for record in self.unarchived_from(first) {
             record
                 .encode(bank, &mut bytes)
                 .context("a live record too long for the list format")?;
@@ -90,9 +136,9 @@ impl<'a> FullLog<'a> {
         out.write_all(&bytes).context("writing the live records")
     }
 
-    /// Writes the full log as `bank`'s ascii list.
-    pub fn write_ascii(&self, bank: Bank, out: &mut dyn Write) -> Result<()> {
-        let mut index = 0;
+    /// Writes the full log from record `first` as `bank`'s ascii list.
+    fn write_ascii(&self, bank: Bank, first: usize, out: &mut dyn Write) -> Result<()> {
+        let mut index = first;
         let mut render = |records: &[Record]| -> Result<()> {
             let mut text = Vec::new();
             for record in records {
@@ -102,8 +148,8 @@ impl<'a> FullLog<'a> {
             }
             out.write_all(&text).context("writing the ascii list")
         };
-        self.archive.for_each_batch(&mut render)?;
-        render(self.unarchived())
+        self.archive.for_each_batch_from(first, &mut render)?;
+        render(self.unarchived_from(first))
     }
 
     /// Replays the full log against PCR 10 and checks every record's template
@@ -221,12 +267,12 @@ mod tests {
         kernel.add(violation());
         exported(&kernel, dir.path(), 2);
         kernel.add_measurements(3);
-        let archive = Archive::open(dir.path(), Access::Read).unwrap();
-        let log = FullLog::read(&kernel, &archive).unwrap();
+        let mut archive = Archive::open(dir.path(), Access::Read).unwrap();
+        let log = FullLog::read(&kernel, &mut archive).unwrap();
         assert_eq!(log.len(), 8);
         for bank in Bank::ALL {
             let mut out = Vec::new();
-            log.write_binary(bank, &mut out).unwrap();
+            log.write(Format::Binary(bank), &mut out).unwrap();
             assert_eq!(out, encode_list(&kernel.every(), bank));
         }
         let sha1 = parse_list(
@@ -251,10 +297,10 @@ mod tests {
         let kernel = FakeKernel::new(true);
         kernel.add_measurements(3);
         exported(&kernel, dir.path(), 1);
-        let archive = Archive::open(dir.path(), Access::Read).unwrap();
-        let log = FullLog::read(&kernel, &archive).unwrap();
+        let mut archive = Archive::open(dir.path(), Access::Read).unwrap();
+        let log = FullLog::read(&kernel, &mut archive).unwrap();
         let mut out = Vec::new();
-        log.write_ascii(Bank::Sha256, &mut out).unwrap();
+        log.write(Format::Ascii(Bank::Sha256), &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3);
@@ -269,8 +315,8 @@ mod tests {
         kernel.add(violation());
         exported(&kernel, dir.path(), 1);
         {
-            let archive = Archive::open(dir.path(), Access::Read).unwrap();
-            let verification = FullLog::read(&kernel, &archive)
+            let mut archive = Archive::open(dir.path(), Access::Read).unwrap();
+            let verification = FullLog::read(&kernel, &mut archive)
                 .unwrap()
                 .verify()
                 .unwrap()
@@ -286,8 +332,8 @@ mod tests {
         for name in ["sha1.bin", "sha256.bin", "chunks", "COMMIT"] {
             fs::copy(other.path().join(name), dir.path().join(name)).unwrap();
         }
-        let archive = Archive::open(dir.path(), Access::Read).unwrap();
-        let verification = FullLog::read(&kernel, &archive)
+        let mut archive = Archive::open(dir.path(), Access::Read).unwrap();
+        let verification = FullLog::read(&kernel, &mut archive)
             .unwrap()
             .verify()
             .unwrap()
@@ -305,10 +351,90 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let kernel = FakeKernel::new(false);
         kernel.add_measurements(1);
-        let archive = Archive::open(dir.path(), Access::Read).unwrap();
+        let mut archive = Archive::open(dir.path(), Access::Read).unwrap();
         assert_eq!(
-            FullLog::read(&kernel, &archive).unwrap().verify().unwrap(),
+            FullLog::read(&kernel, &mut archive)
+                .unwrap()
+                .verify()
+                .unwrap(),
             None
         );
+    }
+
+    #[test]
+    fn an_export_just_before_the_read_is_neither_lost_nor_doubled() {
+        for keep in [0, 2] {
+            let dir = tempfile::tempdir().unwrap();
+            let kernel = FakeKernel::new(true);
+            kernel.add_measurements(4);
+            exported(&kernel, dir.path(), 1);
+            // Opened now, the archive holds 3 records; another keeper
+            // archives and deletes more before the reader set is taken.
+            let mut archive = Archive::open(dir.path(), Access::Read).unwrap();
+            kernel.add_measurements(5);
+            let other = dir.path().to_path_buf();
+            kernel.before_next_reader(move |kernel| exported(kernel, &other, keep));
+            let log = FullLog::read(&kernel, &mut archive).unwrap();
+            assert_eq!(log.archive().len(), 9 - keep, "keep {keep}");
+            let mut out = Vec::new();
+            log.write(Format::Binary(Bank::Sha256), &mut out).unwrap();
+            assert_eq!(
+                out,
+                encode_list(&kernel.every(), Bank::Sha256),
+                "keep {keep}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_export_runs_while_the_reader_set_is_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let kernel = FakeKernel::new(true);
+        kernel.add_measurements(2);
+        let reader = kernel.reader().unwrap();
+        let mut archive = Archive::open(dir.path(), Access::Append).unwrap();
+        let options = Options {
+            flavour: Flavour::Stage,
+            ambiguity_retries: 0,
+            ambiguity_delay: std::time::Duration::ZERO,
+        };
+        let err = export(&kernel, &mut archive, &options).unwrap_err();
+        assert!(err.to_string().contains("EBUSY"), "{err}");
+        drop(reader);
+        export(&kernel, &mut archive, &options).unwrap();
+        assert!(kernel.live().is_empty());
+    }
+
+    #[test]
+    fn writing_from_a_record_gives_the_suffix() {
+        let dir = tempfile::tempdir().unwrap();
+        let kernel = FakeKernel::new(true);
+        kernel.add_measurements(3);
+        kernel.add(violation());
+        exported(&kernel, dir.path(), 1);
+        kernel.add_measurements(2);
+        let mut archive = Archive::open(dir.path(), Access::Read).unwrap();
+        let log = FullLog::read(&kernel, &mut archive).unwrap();
+        assert_eq!(log.len(), 6);
+        for format in [
+            Format::Binary(Bank::Sha1),
+            Format::Binary(Bank::Sha256),
+            Format::Ascii(Bank::Sha1),
+            Format::Ascii(Bank::Sha256),
+        ] {
+            let mut whole = Vec::new();
+            log.write(format, &mut whole).unwrap();
+            let mut cut = 0;
+            for first in 0..=7 {
+                let mut suffix = Vec::new();
+                log.write_from(format, first, &mut suffix).unwrap();
+                assert!(whole.ends_with(&suffix), "{format:?} from {first}");
+                assert!(suffix.len() <= whole.len() - cut, "{format:?} from {first}");
+                cut = whole.len() - suffix.len();
+            }
+            let mut past = Vec::new();
+            log.write_from(format, 6, &mut past).unwrap();
+            assert!(past.is_empty(), "{format:?}");
+        }
     }
 }

@@ -1,5 +1,6 @@
-//! What the keeper needs from the kernel, as a trait: read the lists, become
-//! the single writer and run the commands, read PCR 10.
+//! What the keeper needs from the kernel, as a trait: hold the lists as a
+//! reader and read them, become the single writer and run the commands, read
+//! PCR 10.
 //!
 //! [`crate::securityfs`] implements it on `/sys/kernel/security/ima`; the
 //! unit tests use an in-memory fake that can stop at any [`Step`].
@@ -62,13 +63,26 @@ pub trait Kernel {
     /// PCR 10 in every bank the TPM exposes; `None` without a TPM.
     fn pcr10(&self) -> Result<Option<Pcr10>>;
 
-    /// Reads both lists as a reader: while any reader holds the files no
-    /// `A`, `D` or `N` can run, so staged ++ current is consistent.
-    fn read_lists(&self) -> Result<Lists>;
+    /// Takes the reader set: every list file held open for reading. While
+    /// any reader holds the files no writer can open them, so no `A`, `D` or
+    /// `N` runs until the returned reader is dropped.
+    fn reader(&self) -> Result<Box<dyn Reader + '_>>;
+
+    /// Reads both lists under one reader set, so staged ++ current is
+    /// consistent.
+    fn read_lists(&self) -> Result<Lists> {
+        self.reader()?.read_lists()
+    }
 
     /// Becomes the single writer of the measurement files; the lists can only
     /// grow at the end until the returned writer is dropped.
     fn writer(&self) -> Result<Box<dyn Writer + '_>>;
+}
+
+/// The reader set: the list files held open for reading.
+pub trait Reader {
+    /// Reads both lists through the reader's files.
+    fn read_lists(&mut self) -> Result<Lists>;
 }
 
 /// The single writer of the measurement files.

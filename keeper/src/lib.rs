@@ -13,6 +13,7 @@
 //! - [`export`]: the two export flavours (delete-N and stage), crash-safe.
 //! - [`full_log`]: archive ++ live for `cat`, `verify` and `status`.
 //! - [`status`]: the small file that remembers the last export.
+//! - [`view`]: archive ++ live as files for agents, over FUSE.
 
 pub mod archive;
 pub mod ascii;
@@ -24,6 +25,7 @@ pub mod record;
 pub mod replay;
 pub mod securityfs;
 pub mod status;
+pub mod view;
 
 #[cfg(test)]
 mod fake_kernel;

@@ -3,22 +3,23 @@
 //! Exit status: 0 success, 1 failure (including a failed `verify`), 2 usage.
 
 use std::io::{self, BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use ima_keeper::archive::{bank_file, Access, Archive};
 use ima_keeper::export::{export, Flavour, Options, Outcome};
-use ima_keeper::full_log::FullLog;
+use ima_keeper::full_log::{Format, FullLog};
 use ima_keeper::notice;
 use ima_keeper::record::Bank;
 use ima_keeper::securityfs::{Retry, SecurityFs};
 use ima_keeper::status;
+use ima_keeper::view::mount::{mount, MountOptions};
 
 /// Set by SIGTERM and SIGINT: `run` finishes its current step and exits.
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -86,6 +87,19 @@ enum Command {
     Status {
         #[command(flatten)]
         common: Common,
+    },
+    /// Mount a read-only view whose ascii_runtime_measurements and
+    /// binary_runtime_measurements (sha1, and _sha1, _sha256 twins) are
+    /// archive ++ live; serve it until SIGTERM or SIGINT (or an unmount).
+    View {
+        #[command(flatten)]
+        common: Common,
+        /// Where to mount the view (an existing directory).
+        mountpoint: PathBuf,
+        /// Let every user read the view (FUSE allow_other; files 0444, else
+        /// 0440 and only the mounting user).
+        #[arg(long)]
+        allow_other: bool,
     },
 }
 
@@ -198,23 +212,24 @@ fn dispatch(command: Command) -> Result<bool> {
             bank,
         } => {
             let kernel = common.kernel();
-            let archive = Archive::open(&common.archive, Access::Read)?;
-            let log = FullLog::read(&kernel, &archive)?;
+            let mut archive = Archive::open(&common.archive, Access::Read)?;
+            let log = FullLog::read(&kernel, &mut archive)?;
             if let Some(caveat) = log.overlap().caveat() {
                 notice(&caveat);
             }
             let mut out = BufWriter::new(io::stdout().lock());
-            if binary {
-                log.write_binary(bank.into(), &mut out)?;
+            let format = if binary {
+                Format::Binary(bank.into())
             } else {
-                log.write_ascii(bank.into(), &mut out)?;
-            }
+                Format::Ascii(bank.into())
+            };
+            log.write(format, &mut out)?;
             out.flush()?;
         }
         Command::Verify { common } => {
             let kernel = common.kernel();
-            let archive = Archive::open(&common.archive, Access::Read)?;
-            let Some(verification) = FullLog::read(&kernel, &archive)?.verify()? else {
+            let mut archive = Archive::open(&common.archive, Access::Read)?;
+            let Some(verification) = FullLog::read(&kernel, &mut archive)?.verify()? else {
                 bail!("cannot verify without PCR 10: {}", kernel.why_no_pcr());
             };
             verification
@@ -225,6 +240,11 @@ fn dispatch(command: Command) -> Result<bool> {
             return Ok(verification.ok);
         }
         Command::Status { common } => status_report(&common)?,
+        Command::View {
+            common,
+            mountpoint,
+            allow_other,
+        } => view(&common, &mountpoint, MountOptions { allow_other })?,
     }
     Ok(true)
 }
@@ -291,6 +311,34 @@ fn run(common: &Common, options: &Options, thresholds: &Thresholds) -> Result<()
     Ok(())
 }
 
+/// The `view` command: mount, serve until SIGTERM or SIGINT or an unmount
+/// from outside, unmount.
+fn view(common: &Common, mountpoint: &Path, options: MountOptions) -> Result<()> {
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, &STOP)?;
+    }
+    let session = mount(common.kernel(), &common.archive, mountpoint, options)?;
+    println!(
+        "view of archive {} ++ live mounted on {}",
+        common.archive.display(),
+        mountpoint.display()
+    );
+    io::stdout().flush()?;
+    while !STOP.load(Ordering::SeqCst) && !session.guard.is_finished() {
+        thread::sleep(WAKE);
+    }
+    if session.guard.is_finished() {
+        notice(&format!("{}: unmounted from outside", mountpoint.display()));
+        return session
+            .join()
+            .map_err(|err| anyhow!("serving the view: {err}"));
+    }
+    notice("stopping");
+    session
+        .umount_and_join()
+        .map_err(|err| anyhow!("unmounting {}: {err}", mountpoint.display()))
+}
+
 /// Exports once, records it in the status file and prints one line.
 fn export_and_report(
     kernel: &SecurityFs,
@@ -315,8 +363,9 @@ fn export_and_report(
 /// Prints `status`.
 fn status_report(common: &Common) -> Result<()> {
     let kernel = common.kernel();
-    let archive = Archive::open(&common.archive, Access::Read)?;
-    let log = FullLog::read(&kernel, &archive)?;
+    let mut archive = Archive::open(&common.archive, Access::Read)?;
+    let log = FullLog::read(&kernel, &mut archive)?;
+    let archive = log.archive();
     println!("archive: {}", archive.dir().display());
     println!("records archived: {}", archive.len());
     for bank in Bank::ALL {

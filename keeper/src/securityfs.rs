@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::kernel::{Kernel, Lists, Writer};
+use crate::kernel::{Kernel, Lists, Reader, Writer};
 use crate::notice;
 use crate::record::{parse_hex, parse_list, zip_banks, Bank, Entry, Position, Record};
 use crate::replay::{Pcr10, IMA_PCR};
@@ -38,6 +38,19 @@ mod errno {
     pub(super) const ERANGE: i32 = 34;
     pub(super) const ESTALE: i32 = 116;
 }
+
+/// The measurement files stayed busy (EBUSY) through every retry; a view
+/// tells its caller EBUSY rather than EIO.
+#[derive(Debug)]
+pub struct Busy(String);
+
+impl std::fmt::Display for Busy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Busy {}
 
 /// Longest delay between two attempts to open busy files.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(10);
@@ -161,10 +174,12 @@ impl SecurityFs {
                 Err(err) if err.raw_os_error() != Some(errno::EBUSY) => {
                     return Err(explain_open(path, write, &err))
                 }
-                Err(_) if retried == self.retry.retries => bail!(
-                    "{}: busy, {holder}; gave up after {retried} retries",
-                    path.display()
-                ),
+                Err(_) if retried == self.retry.retries => {
+                    return Err(anyhow::Error::new(Busy(format!(
+                        "{}: busy, {holder}; gave up after {retried} retries",
+                        path.display()
+                    ))))
+                }
                 Err(_) => {
                     retried += 1;
                     notice(&format!(
@@ -254,19 +269,13 @@ impl Kernel for SecurityFs {
         Ok(Pcr10::new(sha1, sha256))
     }
 
-    fn read_lists(&self) -> Result<Lists> {
+    fn reader(&self) -> Result<Box<dyn Reader + '_>> {
         let has_staged = self.list_path(Bank::Sha1, true).exists();
-        let mut staged = has_staged
+        let staged = has_staged
             .then(|| self.open_pair(true, false))
             .transpose()?;
-        let mut current = self.open_pair(false, false)?;
-        Ok(Lists {
-            staged: match &mut staged {
-                Some(pair) => read_pair(pair, true)?,
-                None => Vec::new(),
-            },
-            current: read_pair(&mut current, false)?,
-        })
+        let current = self.open_pair(false, false)?;
+        Ok(Box::new(SecurityFsReader { staged, current }))
     }
 
     fn writer(&self) -> Result<Box<dyn Writer + '_>> {
@@ -275,6 +284,25 @@ impl Kernel for SecurityFs {
             staged: self.open_pair(true, true)?,
             current: self.open_pair(false, true)?,
         }))
+    }
+}
+
+/// The reader set: every list file, opened O_RDONLY (no staged files on a
+/// kernel without export/delete).
+struct SecurityFsReader {
+    staged: Option<[ListFile; 2]>,
+    current: [ListFile; 2],
+}
+
+impl Reader for SecurityFsReader {
+    fn read_lists(&mut self) -> Result<Lists> {
+        Ok(Lists {
+            staged: match &mut self.staged {
+                Some(pair) => read_pair(pair, true)?,
+                None => Vec::new(),
+            },
+            current: read_pair(&mut self.current, false)?,
+        })
     }
 }
 

@@ -2,109 +2,13 @@
 //! plain files: usage errors, `cat`, `verify` and `status` of archive ++ live,
 //! and the refusals that must come before any delete.
 
+mod common;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-use std::process::{Command, Output};
 
-use ima_keeper::archive::{Access, Archive};
-use ima_keeper::record::{hex, Bank, Record};
-use ima_keeper::replay::Replay;
-
-/// The `n`-th distinct ima-ng record, digests computed as IMA does.
-fn record(n: u32) -> Record {
-    let path = format!("/usr/lib/file{n}\0");
-    let mut d_ng = b"sha256:\0".to_vec();
-    d_ng.extend(Bank::Sha256.hash(&[path.as_bytes()]));
-    let mut data = Vec::new();
-    for field in [&d_ng[..], path.as_bytes()] {
-        data.extend((field.len() as u32).to_le_bytes());
-        data.extend(field);
-    }
-    Record {
-        pcr: 10,
-        template_name: "ima-ng".to_string(),
-        digests: Bank::ALL.map(|bank| bank.hash(&[&data])),
-        template_data: data,
-    }
-}
-
-fn list(records: &[Record], bank: Bank) -> Vec<u8> {
-    let mut out = Vec::new();
-    for record in records {
-        record.encode(bank, &mut out).unwrap();
-    }
-    out
-}
-
-/// A fake machine: securityfs and TPM directories and an archive directory.
-struct Machine {
-    _root: tempfile::TempDir,
-    securityfs: PathBuf,
-    tpm: PathBuf,
-    archive: PathBuf,
-}
-
-impl Machine {
-    /// `live` in the current lists, nothing staged, PCR 10 after `extended`.
-    fn new(live: &[Record], extended: &[Record]) -> Machine {
-        let root = tempfile::tempdir().unwrap();
-        let machine = Machine {
-            securityfs: root.path().join("ima"),
-            tpm: root.path().join("tpm0"),
-            archive: root.path().join("archive"),
-            _root: root,
-        };
-        fs::create_dir(&machine.securityfs).unwrap();
-        fs::create_dir(&machine.archive).unwrap();
-        for bank in Bank::ALL {
-            let name = format!("binary_runtime_measurements_{}", bank.name());
-            fs::write(machine.securityfs.join(&name), list(live, bank)).unwrap();
-            fs::write(machine.securityfs.join(format!("{name}_staged")), b"").unwrap();
-        }
-        machine.set_pcr(extended);
-        machine
-    }
-
-    fn set_pcr(&self, extended: &[Record]) {
-        let mut replay = Replay::default();
-        replay.extend_all(extended);
-        for bank in Bank::ALL {
-            let dir = self.tpm.join(format!("pcr-{}", bank.name()));
-            fs::create_dir_all(&dir).unwrap();
-            let value = hex(replay.value(bank)).to_uppercase();
-            fs::write(dir.join("10"), format!("{value}\n")).unwrap();
-        }
-    }
-
-    fn keeper(&self, args: &[&str]) -> Output {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_ima-keeper"));
-        command.args(args);
-        if args.first().is_some_and(|arg| !arg.starts_with('-')) {
-            command
-                .arg("--archive")
-                .arg(&self.archive)
-                .arg("--securityfs")
-                .arg(&self.securityfs)
-                .arg("--tpm-sysfs")
-                .arg(&self.tpm);
-        }
-        command.output().unwrap()
-    }
-
-    fn archive_records(&self, records: &[Record]) {
-        let mut archive = Archive::open(&self.archive, Access::Append).unwrap();
-        archive.write(records).unwrap().commit().unwrap();
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn records(range: std::ops::Range<u32>) -> Vec<Record> {
-    range.map(record).collect()
-}
+use common::{list, records, text, Machine};
+use ima_keeper::record::Bank;
 
 #[test]
 fn unknown_options_exit_2_with_usage() {

@@ -1,14 +1,16 @@
 //! Opening an archive: every check of the module docs of [`super`], and the
-//! truncation of an interrupted append.
+//! truncation of an interrupted append; catching up with the appends of
+//! another keeper, verifying only what they added.
 
-use std::fs::{File, OpenOptions};
+use std::fs::{self, File, OpenOptions};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use sha2::{Digest, Sha256};
 
-use super::format::{Chunk, Commit, CHUNKS};
+use super::format::{Chunk, Commit, CHUNKS, COMMIT};
 use super::{bank_file, read_range, Access, Archive};
 use crate::notice;
 use crate::record::{parse_list, zip_banks, Bank, Entry, Position};
@@ -17,6 +19,56 @@ impl Archive {
     /// Checks the files against `commit` and loads the record index; see the
     /// module docs for what is checked.
     pub(super) fn verify(&mut self, commit: Commit) -> Result<()> {
+        let names = [bank_file(Bank::Sha1), bank_file(Bank::Sha256), CHUNKS];
+        let committed = [commit.bank_lens[0], commit.bank_lens[1], commit.chunks_len];
+        let (files, surplus) = self.open_files(&commit)?;
+        self.verify_new_chunks(commit, &files)?;
+        if !surplus.is_empty() && self.access == Access::Append {
+            for (name, committed) in names.iter().zip(committed) {
+                truncate(&self.path(name), committed)?;
+            }
+            notice(&format!(
+                "archive {}: dropped the uncommitted bytes of an interrupted append ({})",
+                self.dir.display(),
+                surplus.join(", ")
+            ));
+        }
+        Ok(())
+    }
+
+    /// Takes in what other keepers committed since the archive was opened:
+    /// reads `COMMIT` again and verifies only the chunks added since. An
+    /// archive that changed other than by appending is an error; after an
+    /// error the archive must be opened afresh.
+    pub fn catch_up(&mut self) -> Result<()> {
+        let path = self.path(COMMIT);
+        let commit = match fs::read_to_string(&path) {
+            Ok(text) => {
+                Commit::parse(&text).map_err(|reason| anyhow!("{}: {reason}", path.display()))?
+            }
+            Err(err) if err.kind() == io::ErrorKind::NotFound && self.is_empty() => return Ok(()),
+            Err(err) => return Err(err).with_context(|| format!("{}", path.display())),
+        };
+        if commit == self.commit {
+            return Ok(());
+        }
+        ensure!(
+            commit.records >= self.commit.records
+                && commit.chunks_len >= self.commit.chunks_len
+                && (0..2).all(|i| commit.bank_lens[i] >= self.commit.bank_lens[i]),
+            "{}: now records {} records, {} when the archive was opened: it changed other than \
+             by appending (replaced?)",
+            path.display(),
+            commit.records,
+            self.commit.records
+        );
+        let (files, _) = self.open_files(&commit)?;
+        self.verify_new_chunks(commit, &files)
+    }
+
+    /// Opens the bank files and `chunks` and checks that each holds at least
+    /// what `commit` records; also returns what lies past that, for messages.
+    fn open_files(&self, commit: &Commit) -> Result<(Vec<File>, Vec<String>)> {
         let names = [bank_file(Bank::Sha1), bank_file(Bank::Sha256), CHUNKS];
         let committed = [commit.bank_lens[0], commit.bank_lens[1], commit.chunks_len];
         let mut files = Vec::new();
@@ -39,10 +91,17 @@ impl Archive {
             }
             files.push(file);
         }
+        Ok((files, surplus))
+    }
+
+    /// Verifies the chunks that `commit` has beyond the verified ones (all
+    /// of them for a fresh archive) and takes `commit` as the verified state.
+    fn verify_new_chunks(&mut self, commit: Commit, files: &[File]) -> Result<()> {
         let chunks_path = self.path(CHUNKS);
-        let mut chunks_text = vec![0; commit.chunks_len as usize];
+        let start = self.commit.chunks_len;
+        let mut chunks_text = vec![0; (commit.chunks_len - start) as usize];
         files[2]
-            .read_exact_at(&mut chunks_text, 0)
+            .read_exact_at(&mut chunks_text, start)
             .with_context(|| format!("{}", chunks_path.display()))?;
         self.chunks_hasher.update(&chunks_text);
         ensure!(
@@ -53,8 +112,9 @@ impl Archive {
         );
         let chunks_text = String::from_utf8(chunks_text)
             .map_err(|err| anyhow!("{}: not text: {err}", chunks_path.display()))?;
-        let mut line_start = 0;
-        for (number, line) in chunks_text.split_terminator('\n').enumerate() {
+        let mut line_start = start as usize;
+        for line in chunks_text.split_terminator('\n') {
+            let number = self.chunk_count;
             let chunk = Chunk::parse(line).ok_or_else(|| {
                 anyhow!(
                     "{}: line {} (byte {line_start}) is malformed: {line:?}",
@@ -62,7 +122,7 @@ impl Archive {
                     number + 1
                 )
             })?;
-            self.verify_chunk(number, &chunk, &files)?;
+            self.verify_chunk(number, &chunk, files)?;
             line_start += line.len() + 1;
         }
         ensure!(
@@ -75,16 +135,6 @@ impl Archive {
             commit.bank_lens
         );
         self.commit = commit;
-        if !surplus.is_empty() && self.access == Access::Append {
-            for (name, committed) in names.iter().zip(committed) {
-                truncate(&self.path(name), committed)?;
-            }
-            notice(&format!(
-                "archive {}: dropped the uncommitted bytes of an interrupted append ({})",
-                self.dir.display(),
-                surplus.join(", ")
-            ));
-        }
         Ok(())
     }
 
@@ -164,6 +214,7 @@ impl Archive {
             .extend((0..records.len()).map(|i| [offsets[0][i], offsets[1][i]]));
         self.replay.extend_all(&records);
         self.commit.bank_lens = chunk.ends;
+        self.chunk_count += 1;
         Ok(())
     }
 }
