@@ -147,13 +147,21 @@ fi_set() {
 	[ "$v" = "$3" ] || { echo "$FI/$1/$2 reads \"$v\" after writing $3"; return 1; }
 }
 
-# sym_range FUNCTION: "START END" (decimal) of FUNCTION's code, from
-# /proc/kallsyms (END is the next text symbol).
+# sym_range FUNCTION: "START END" (decimal) of FUNCTION's code (END is the
+# next text symbol), from /proc/kallsyms, or without CONFIG_KALLSYMS from
+# the System.map scripts/e2e puts beside the kernel in the results folder
+# (the e2e kernels are not randomized: their addresses are the map's).
 sym_range() {
-	python3 - "$1" <<'PY'
+	local map=/proc/kallsyms d
+	if [ ! -r "$map" ]; then
+		for d in "$RESULTS" "$(dirname "$RESULTS")"; do
+			[ ! -r "$d/System.map" ] || { map=$d/System.map; break; }
+		done
+	fi
+	python3 - "$1" "$map" <<'PY'
 import sys
 start, addrs = 0, []
-with open('/proc/kallsyms') as f:
+with open(sys.argv[2]) as f:
     for line in f:
         p = line.split()
         if len(p) < 3 or p[1] not in 'tT':
@@ -164,7 +172,7 @@ with open('/proc/kallsyms') as f:
             start = a
 end = min((a for a in addrs if a > start), default=0) if start else 0
 if not end:
-    sys.exit('%s not found in /proc/kallsyms (or its addresses are hidden)' % sys.argv[1])
+    sys.exit('%s not found in %s (or its addresses are hidden)' % (sys.argv[1], sys.argv[2]))
 print(start, end)
 PY
 }
