@@ -147,10 +147,11 @@ fi_set() {
 	[ "$v" = "$3" ] || { echo "$FI/$1/$2 reads \"$v\" after writing $3"; return 1; }
 }
 
-# sym_range FUNCTION: "START END" (decimal) of FUNCTION's code (END is the
-# next text symbol), from /proc/kallsyms, or without CONFIG_KALLSYMS from
-# the System.map scripts/e2e puts beside the kernel in the results folder
-# (the e2e kernels are not randomized: their addresses are the map's).
+# sym_range FUNCTION: "START END" of FUNCTION's code (END is the next text
+# symbol) in the form debugfs reads back (0x and 16 digits), from
+# /proc/kallsyms, or without CONFIG_KALLSYMS from the System.map
+# scripts/e2e puts beside the kernel in the results folder (the e2e
+# kernels are not randomized: their addresses are the map's).
 sym_range() {
 	local map=/proc/kallsyms d
 	if [ ! -r "$map" ]; then
@@ -173,7 +174,7 @@ with open(sys.argv[2]) as f:
 end = min((a for a in addrs if a > start), default=0) if start else 0
 if not end:
     sys.exit('%s not found in %s (or its addresses are hidden)' % (sys.argv[1], sys.argv[2]))
-print(start, end)
+print('0x%016x 0x%016x' % (start, end))
 PY
 }
 
@@ -182,7 +183,7 @@ PY
 # chain runs through it; never below tpm_pcr_extend (a record whose
 # extend failed stays in the list without it: no replay can match).
 fi_setup() {
-	local d req="0 18446744073709551615" rej
+	local d req="0x0000000000000000 0xffffffffffffffff" rej
 	if ! grep -q " $FI debugfs " /proc/mounts; then
 		mount -t debugfs debugfs "$FI" || { echo "cannot mount debugfs at $FI"; return 1; }
 	fi
