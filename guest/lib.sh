@@ -232,39 +232,45 @@ fi_injected() {
 	echo "$n"
 }
 
-# records_of FILE: how many records of the current ascii list name FILE.
-records_of() {
-	awk -v f="$1" '$NF == f { n++ } END { print n + 0 }' $IMA/ascii_runtime_measurements
-}
-
-# add_refused_for_memory FUNCTION TRIES: new files are read by a task
-# whose allocations under FUNCTION fail, until the add of one is refused
-# for memory (at most TRIES files: some adds allocate there, some do not).
-# The refused record must be missing, IMA must have logged the ENOMEM,
-# and a read without faults must then add it once.
+# add_refused_for_memory FUNCTION N: N new files are read by one task whose
+# allocations fail where their call chain runs through FUNCTION. At least
+# one add must be refused for memory (where FUNCTION allocates on every
+# add, all are; the XArray allocates a node every 64 records, and from the
+# first refused add on the rest fail at the same index). A refused record
+# must be missing and every other there once, IMA must log cause=ENOMEM,
+# and a read without faults must then leave every file's record there once.
 add_refused_for_memory() {
-	local fn=$1 tries=$2 d=$RESULTS/enomem i f n0=0 n=0 logged
-	fi_setup "$fn" && fi_rates 100 100 || return 1
+	local fn=$1 n=$2 d=$RESULTS/enomem-$1 i f files=() injected once refused logged
 	mkdir -p "$d"
-	for ((i = 1; i <= tries; i++)); do
+	for ((i = 1; i <= n; i++)); do
 		f=$d/f.$i.$(date +%s%N)
 		echo "$f" >"$f"
-		n0=$(fi_injected) || break
-		sh -c 'echo 1 >/proc/self/make-it-fail && exec cat "$1"' - "$f" >/dev/null ||
-			{ echo "reading $f failed under injection"; break; }
-		n=$(fi_injected) || break
-		[ "$n" -eq "$n0" ] || break
-		[ "$(records_of "$f")" -eq 1 ] || { echo "$f: not measured once, nothing injected"; break; }
+		files+=("$f")
 	done
+	fi_setup "$fn" && fi_rates 100 100 || return 1
+	sh -c 'echo 1 >/proc/self/make-it-fail && exec cat "$@"' - "${files[@]}" >/dev/null ||
+		echo "reading the files under injection failed"
 	fi_rates 0 0 || return 1
-	[ "$n" -gt "$n0" ] || { echo "no add failed for memory under $fn in $((i - 1)) tries"; return 1; }
-	echo "$f: $((n - n0)) allocations under $fn failed, after $((i - 1)) adds that made none"
-	logged=$(dmesg | grep -F "cause=ENOMEM" | grep -cF "$f")
-	echo "audit lines with cause=ENOMEM for it: $logged"
-	[ "$(records_of "$f")" -eq 0 ] || { echo "$f is in the list, although its add failed"; return 1; }
-	[ "$logged" -ge 1 ] || return 1
-	cat "$f" >/dev/null
-	[ "$(records_of "$f")" -eq 1 ] || { echo "$f is not in the list once after a read without faults"; return 1; }
+	injected=$(fi_injected) || return 1
+	read -r once refused < <(records_of "${files[@]}" | awk '
+		$1 == 1 { o++ } $1 == 0 { r++ } $1 > 1 { print "twice: " $2 >"/dev/stderr" }
+		END { print o + 0, r + 0 }')
+	logged=$(dmesg | grep -F "cause=ENOMEM" | grep -cF "$d/")
+	echo "$n files read with allocations under $fn failing: $once added, $refused refused for memory; $injected allocations failed; $logged audit lines with cause=ENOMEM for them"
+	[ "$refused" -ge 1 ] && [ $((once + refused)) -eq "$n" ] && [ "$injected" -ge 1 ] &&
+		[ "$logged" -ge 1 ] || return 1
+	cat "${files[@]}" >/dev/null
+	read -r once < <(records_of "${files[@]}" | awk '$1 == 1 { o++ } END { print o + 0 }')
+	echo "after a read without faults: $once of $n there once"
+	[ "$once" -eq "$n" ]
+}
+
+# records_of FILE...: "COUNT FILE" per file, the records of the current
+# ascii list that name it.
+records_of() {
+	printf '%s\n' "$@" | awk 'NR == FNR { want[$0] = 0; next }
+		($NF in want) { want[$NF]++ }
+		END { for (f in want) print want[f], f }' - $IMA/ascii_runtime_measurements
 }
 
 # add_enomem_checks: an add refused for memory, made to happen (the first
@@ -276,7 +282,7 @@ add_enomem_checks() {
 	echo "INFO add_enomem: $(paste -sd ' ' "$SCRATCH/check.out")"
 	[ "$KPATH" = rust ] || return 0
 	check add_enomem_xarray "an add whose XArray store (__xa_store) fails leaves no record; the next read adds it once" \
-		add_refused_for_memory __xa_store 200
+		add_refused_for_memory __xa_store 70
 	echo "INFO add_enomem_xarray: $(paste -sd ' ' "$SCRATCH/check.out")"
 }
 
