@@ -320,10 +320,12 @@ alloc_traces() {
 }
 
 # kernel_log_clean: the kernel log of this boot so far holds no report of
-# any kind (the call traces of allocation failures aside).
+# any kind (the call traces of allocation failures aside); the log is kept
+# in the results folder.
 kernel_log_clean() {
 	local name pattern rc=0
 	dmesg >"$SCRATCH/dmesg.txt" 2>&1 || return 1
+	cp "$SCRATCH/dmesg.txt" "$RESULTS/dmesg.txt"
 	alloc_traces "$SCRATCH/dmesg.txt" "$SCRATCH/dmesg-checked.txt" >/dev/null
 	while IFS='|' read -r name pattern; do
 		no_reports "$SCRATCH/dmesg-checked.txt" "$pattern" || rc=1
