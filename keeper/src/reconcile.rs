@@ -124,20 +124,7 @@ pub fn overlap(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::Bank;
-    use crate::replay::Pcr10;
-    use crate::testdata::{measurement, violation};
-
-    /// The PCR after `records`, as a TPM would show it.
-    fn pcr_after(records: &[Record]) -> Pcr10 {
-        let mut replay = Replay::default();
-        replay.extend_all(records);
-        Pcr10::new(
-            Some(replay.value(Bank::Sha1).to_vec()),
-            Some(replay.value(Bank::Sha256).to_vec()),
-        )
-        .unwrap()
-    }
+    use crate::testdata::{measurement, pcr_after, violation};
 
     /// The overlap of `live` with `archive`, with PCR 10 read after the first
     /// `extended` records of the true sequence `truth`.

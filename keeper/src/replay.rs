@@ -131,17 +131,7 @@ pub fn meets(start: &Replay, records: &[Record], evidence: &PcrEvidence) -> Opti
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testdata::{measurement, violation};
-
-    fn reading(records: &[Record]) -> Pcr10 {
-        let mut replay = Replay::default();
-        replay.extend_all(records);
-        Pcr10::new(
-            Some(replay.value(Bank::Sha1).to_vec()),
-            Some(replay.value(Bank::Sha256).to_vec()),
-        )
-        .unwrap()
-    }
+    use crate::testdata::{measurement, pcr_after, violation};
 
     #[test]
     fn violation_extends_all_ones() {
@@ -172,7 +162,7 @@ mod tests {
     fn meets_finds_the_prefix_or_insists_on_the_end_when_quiet() {
         let records = [measurement(1), measurement(2), measurement(3)];
         let mut evidence = PcrEvidence {
-            before: reading(&records[..2]),
+            before: pcr_after(&records[..2]),
             quiet: false,
         };
         assert_eq!(meets(&Replay::default(), &records, &evidence), Some(2));
@@ -184,7 +174,7 @@ mod tests {
     #[test]
     fn missing_bank_is_ignored_but_one_is_needed() {
         let records = [measurement(1)];
-        let full = reading(&records);
+        let full = pcr_after(&records);
         let sha256_only = Pcr10::new(None, full.value(Bank::Sha256).map(<[u8]>::to_vec)).unwrap();
         let mut replay = Replay::default();
         replay.extend_all(&records);

@@ -3,6 +3,7 @@
 //! template digest in each bank is the hash of that data.
 
 use crate::record::{Bank, Record};
+use crate::replay::{Pcr10, Replay};
 
 /// Template data of `fields`, each prefixed by its u32 length.
 pub(crate) fn template_data(fields: &[&[u8]]) -> Vec<u8> {
@@ -69,4 +70,15 @@ pub(crate) fn encode_list(records: &[Record], bank: Bank) -> Vec<u8> {
 /// Bytes `record` takes in `bank`'s binary list.
 pub(crate) fn encoded_len(record: &Record, bank: Bank) -> usize {
     encode_list(std::slice::from_ref(record), bank).len()
+}
+
+/// PCR 10 after `records`, in both banks, as a TPM would show it.
+pub(crate) fn pcr_after(records: &[Record]) -> Pcr10 {
+    let mut replay = Replay::default();
+    replay.extend_all(records);
+    Pcr10::new(
+        Some(replay.value(Bank::Sha1).to_vec()),
+        Some(replay.value(Bank::Sha256).to_vec()),
+    )
+    .unwrap()
 }
