@@ -13,7 +13,10 @@ LOGDIR=${IMA_RS_LOGDIR:-$CACHE/logs}
 LLVM_SUFFIX=-19
 JOBS=${JOBS:-$(nproc)}
 
-export PATH="$HOME/.cargo/bin:$HOME/.local/bin:$PATH"
+# b4 and virtme-ng, pinned, in a venv of the system's python3 (scripts/setup);
+# only their commands go on PATH, not the venv's python3.
+TOOLS_VENV=$CACHE/tools-venv
+export PATH="$HOME/.cargo/bin:$TOOLS_VENV/commands:$HOME/.local/bin:$PATH"
 export CCACHE_DIR=${CCACHE_DIR:-$CACHE/ccache}
 export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-10G}
 export CCACHE_BASEDIR=$CACHE
