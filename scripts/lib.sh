@@ -128,6 +128,24 @@ kernel_tree() {
 	fi
 }
 
+# rust_available TREE: the kernel's own check of the Rust toolchain, make
+# rustavailable in TREE; if it refuses, one line names what to install.
+rust_available() {
+	local out rc=0
+	out=$(cd "$1" && make LLVM=$LLVM_SUFFIX rustavailable 2>&1) || rc=$?
+	echo "$out"
+	[ "$rc" -ne 0 ] || return 0
+	case "$out" in
+	*libclang*) die "install libclang$LLVM_SUFFIX-dev (apt-get install libclang$LLVM_SUFFIX-dev)" ;;
+	*"Rust bindings generator"*)
+		die "the kernel needs bindgen $("$1"/scripts/min-tool-version.sh bindgen) or newer: install bindgen-cli with scripts/setup" ;;
+	*"Rust compiler"*)
+		die "the kernel needs rustc $("$1"/scripts/min-tool-version.sh rustc) or newer: install it with rustup update stable && rustup default stable" ;;
+	*"'core' standard library"*) die "install rust-src with rustup component add rust-src" ;;
+	*) die "make rustavailable refuses the Rust toolchain (its output is above)" ;;
+	esac
+}
+
 kmake() {
 	make LLVM=$LLVM_SUFFIX CC="ccache clang$LLVM_SUFFIX" \
 		-j"$JOBS" "$@"
