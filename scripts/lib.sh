@@ -128,6 +128,32 @@ kernel_tree() {
 	fi
 }
 
+# tree_key: the tree in use, in the names of the folders made from it
+# (build folders, series check's scratch tree): nothing for the packaged
+# tree, "-NAME-HASH" for KERNEL_SRC (its folder's name and a hash of its
+# path).  No two trees share objects; a KERNEL_SRC tree moved to a newer
+# base keeps its folders, and make rebuilds what changed.
+tree_key() {
+	[ -n "${KERNEL_SRC:-}" ] || return 0
+	local path
+	path=$(realpath -m "$KERNEL_SRC")
+	printf -- '-%s-%s\n' "$(basename "$path" | tr -c 'A-Za-z0-9._\n-' _)" \
+		"$(sha256sum <<<"$path" | cut -c1-8)"
+}
+
+# build_dir NAME: the build folder NAME of the tree in use.
+build_dir() {
+	echo "$CACHE/build-$1$(tree_key)"
+}
+
+# tree_base TREE: the commit the series is applied on in TREE, as
+# scripts/series apply recorded it (a work tree applied before the base
+# was recorded: the packaged base's tag).
+tree_base() {
+	git -C "$1" config ima-rs.base 2>/dev/null || git -C "$1" rev-parse -q --verify ima-rs-base 2>/dev/null ||
+		die "$1 has no recorded base: run scripts/series apply"
+}
+
 # rust_available TREE: the kernel's own check of the Rust toolchain, make
 # rustavailable in TREE; if it refuses, one line names what to install.
 rust_available() {
