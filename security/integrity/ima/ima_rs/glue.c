@@ -5,6 +5,7 @@
  * Built with the crate, under CONFIG_IMA_STAGING_RUST.
  */
 
+#include <kunit/visibility.h>
 #include <linux/seq_file.h>
 #include <linux/slab.h>
 #include "../ima.h"
@@ -63,7 +64,6 @@ ssize_t ima_rs_entry_to_binary(const struct ima_template_entry *entry,
 	return m.count;
 }
 
-#if IS_ENABLED(CONFIG_KUNIT)
 /**
  * ima_rs_test_entry - a record for the Rust list's KUnit tests
  * @pcr: its PCR
@@ -71,9 +71,13 @@ ssize_t ima_rs_entry_to_binary(const struct ima_template_entry *entry,
  *	SHA-1
  * @data_len: bytes of data in the first field of the current template
  *
+ * Compiled in every build, so that it keeps compiling; it is static, and
+ * unused, without KUnit.
+ *
  * Return: the record, or NULL if out of memory.
  */
-struct ima_template_entry *ima_rs_test_entry(u32 pcr, u8 fill, u32 data_len)
+VISIBLE_IF_KUNIT __maybe_unused struct ima_template_entry *
+ima_rs_test_entry(u32 pcr, u8 fill, u32 data_len)
 {
 	struct ima_template_desc *desc = ima_template_desc_current();
 	struct ima_template_entry *entry;
@@ -104,4 +108,3 @@ struct ima_template_entry *ima_rs_test_entry(u32 pcr, u8 fill, u32 data_len)
 	entry->pcr = pcr;
 	return entry;
 }
-#endif

@@ -275,10 +275,10 @@ mod tests {
     use crate::testing::{add, new_state};
     use kernel::{
         sync::{
-            atomic::{Atomic, Relaxed},
+            atomic::{Acquire, Atomic, Relaxed, Release},
             Arc, Completion,
         },
-        time::{delay::fsleep, Delta},
+        time::{delay::fsleep, Delta, Instant, Monotonic},
         workqueue,
     };
 
@@ -311,55 +311,107 @@ mod tests {
         Ok(())
     }
 
-    /// Rounds of appends and cuts the racing worker runs; each cut waits
-    /// for an RCU grace period.
-    const COUNT_ROUNDS: u32 = 200;
+    /// How long the worker of the counting race appends and cuts.
+    const COUNT_TIME: Delta = Delta::from_secs(3);
 
-    /// The counts C reads without a lock (`runtime_measurements_count`,
-    /// the kexec sizes) stay within what was added while records are
-    /// appended, staged and cut on another CPU. A count that loads the end
-    /// of a list before its start can see the start move past the end
-    /// loaded: with overflow checks that is a panic, without a count near
-    /// `usize::MAX`. Meaningful on SMP (the x86_64 run); UML has one CPU.
-    #[test]
-    fn counts_while_appending_and_cutting() -> Result {
-        let state = Arc::pin_init(State::new(), GFP_KERNEL)?;
-        let done = Arc::pin_init(Completion::new(), GFP_KERNEL)?;
-        let finished = Arc::new(Atomic::new(false), GFP_KERNEL)?;
-        let (worker, completion, flag) = (state.clone(), done.clone(), finished.clone());
-        workqueue::system_unbound().try_spawn(GFP_KERNEL, move || {
-            for round in 0..COUNT_ROUNDS {
-                // Distinct fills keep every record new to the table.
-                let fill = (round % 100) as u8;
-                let pcr = 10 + round / 100;
-                let _ = add(&worker, pcr, fill, false);
-                let _ = add(&worker, pcr + 100, fill, false);
-                if round % 4 == 3 {
-                    let _ = worker.stage();
-                    let _ = worker.delete_staged(false);
-                } else {
-                    let _ = worker.delete_current_front(worker.current().len());
-                }
-            }
-            flag.store(true, Relaxed);
-            completion.complete_all();
-        })?;
-        let most = 2 * COUNT_ROUNDS as usize;
-        let mut reads = 0u64;
+    /// The most rounds of appends and cuts it runs in that time (each cut
+    /// waits for an RCU grace period, so far fewer run).
+    const COUNT_MAX_ROUNDS: u32 = 100_000;
+
+    /// Readers of the counts besides the test's own thread.
+    const COUNT_READERS: usize = 2;
+
+    /// Reads the counts of both lists until `finished`. Returns the rounds
+    /// of reads made and whether a count exceeded `most`.
+    fn read_counts(state: &State, finished: &Atomic<bool>, most: usize) -> (u64, bool) {
+        let (mut reads, mut over) = (0u64, false);
         while !finished.load(Relaxed) {
             for _ in 0..1000 {
                 for list in [BINARY, BINARY_STAGED] {
-                    let (count, _) = totals(&state, list);
-                    assert!(count <= most);
+                    over |= totals(state, list).0 > most;
                 }
                 reads += 1;
             }
             // Lets the worker run where it shares the CPU (UML).
             fsleep(Delta::from_micros(100));
         }
-        done.wait_for_completion();
+        (reads, over)
+    }
+
+    /// The counts C reads without a lock (`runtime_measurements_count`,
+    /// the kexec sizes) stay within what was added while records are
+    /// appended, staged and cut on another CPU. A count that loads the end
+    /// of a list before its start can see the start move past the end
+    /// loaded: with overflow checks that is a panic, without a count near
+    /// `usize::MAX`. That window is two loads wide and opens when a
+    /// reader's CPU stops between them while the worker appends and cuts,
+    /// so three readers run: the x86_64 run gives the guest four vCPUs on a
+    /// host of two CPUs, whose scheduler then preempts them mid-read. UML
+    /// has one CPU: there this is a sequential check.
+    #[test]
+    fn counts_while_appending_and_cutting() -> Result {
+        let state = Arc::pin_init(State::new(), GFP_KERNEL)?;
+        let finished = Arc::new(Atomic::new(false), GFP_KERNEL)?;
+        let rounds = Arc::new(Atomic::new(0u32), GFP_KERNEL)?;
+        let worker_done = Arc::pin_init(Completion::new(), GFP_KERNEL)?;
+        let (worker, flag, done_rounds, completion) = (
+            state.clone(),
+            finished.clone(),
+            rounds.clone(),
+            worker_done.clone(),
+        );
+        workqueue::system_unbound().try_spawn(GFP_KERNEL, move || {
+            let start = Instant::<Monotonic>::now();
+            let mut round = 0;
+            while round < COUNT_MAX_ROUNDS && start.elapsed() < COUNT_TIME {
+                // Distinct fills keep every record new to the table.
+                let fill = (round % 100) as u8;
+                let pcr = 10 + round / 100;
+                let _ = add(&worker, pcr, fill, false);
+                let _ = add(&worker, pcr + COUNT_MAX_ROUNDS, fill, false);
+                if round % 4 == 3 {
+                    let _ = worker.stage();
+                    let _ = worker.delete_staged(false);
+                } else {
+                    let _ = worker.delete_current_front(worker.current().len());
+                }
+                round += 1;
+            }
+            done_rounds.store(round, Relaxed);
+            flag.store(true, Relaxed);
+            completion.complete_all();
+        })?;
+        let most = 2 * COUNT_MAX_ROUNDS as usize;
+        let left = Arc::new(Atomic::new(COUNT_READERS), GFP_KERNEL)?;
+        let readers_over = Arc::new(Atomic::new(false), GFP_KERNEL)?;
+        for _ in 0..COUNT_READERS {
+            let (reader, flag, left, over) = (
+                state.clone(),
+                finished.clone(),
+                left.clone(),
+                readers_over.clone(),
+            );
+            workqueue::system_unbound().try_spawn(GFP_KERNEL, move || {
+                if read_counts(&reader, &flag, most).1 {
+                    over.store(true, Relaxed);
+                }
+                left.fetch_sub(1, Release);
+            })?;
+        }
+        let (reads, over) = read_counts(&state, &finished, most);
+        worker_done.wait_for_completion();
+        // A reader that panicked never finishes: wait a bounded time.
+        for _ in 0..1000 {
+            if left.load(Acquire) == 0 {
+                break;
+            }
+            fsleep(Delta::from_millis(10));
+        }
+        assert_eq!(left.load(Acquire), 0);
         assert!(reads > 0);
-        assert_eq!(state.since_boot().0, most);
+        assert!(!over);
+        assert!(!readers_over.load(Relaxed));
+        assert_eq!(state.since_boot().0, 2 * rounds.load(Relaxed) as usize);
         Ok(())
     }
 }
