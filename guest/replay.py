@@ -7,6 +7,12 @@ length u32, name, data length u32 unless the template is "ima", data),
 extends a fresh PCR with each record's template digest (an all-zero
 digest is a violation and extends all-ones instead) and compares with the
 value given.  Exit 0 on a match.
+
+The "ima" template's data has no length before it (ima_measurements_show()
+in ima_fs.c): it is the file's digest without a length (20 bytes: SHA-1,
+or zeros for a violation), the name's length (u32) and the name without
+its NUL.  With ima_hash=md5 the kernel writes a 16-byte digest there,
+which nothing in the record tells apart: such a list is not read here.
 """
 import argparse
 import hashlib
@@ -14,6 +20,15 @@ import struct
 import sys
 
 SIZES = {"sha1": 20, "sha256": 32, "sha384": 48, "sha512": 64}
+# The "ima" template's file digest (IMA_DIGEST_SIZE).
+IMA_DIGEST = 20
+
+
+def u32(data, off):
+    """The native-endian u32 at off, or ValueError if data ends before."""
+    if off + 4 > len(data):
+        raise ValueError("truncated record")
+    return struct.unpack_from("=I", data, off)[0]
 
 
 def records(data, dsize):
@@ -22,16 +37,16 @@ def records(data, dsize):
     off = 0
     while off < len(data):
         start = off
-        pcr, = struct.unpack_from("=I", data, off)
+        pcr = u32(data, off)
         digest = data[off + 4:off + 4 + dsize]
         off += 4 + dsize
-        nlen, = struct.unpack_from("=I", data, off)
+        nlen = u32(data, off)
         name = data[off + 4:off + 4 + nlen]
         off += 4 + nlen
         if name == b"ima":
-            dlen = 20 + 256
+            dlen = IMA_DIGEST + 4 + u32(data, off + IMA_DIGEST)
         else:
-            dlen, = struct.unpack_from("=I", data, off)
+            dlen = u32(data, off)
             off += 4
         tdata = data[off:off + dlen]
         off += dlen
