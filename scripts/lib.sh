@@ -60,6 +60,24 @@ no_options() {
 parsed() {
 	[ "${IMA_RS_PARSE_ONLY:-}" != 1 ] || exit 0
 }
+# lock_cache: one run per cache at a time.  The scripts that work in the
+# cache call it once their arguments are checked; the first of a run takes
+# an exclusive flock on $CACHE/lock (fd 9, which the scripts it calls
+# inherit, so the lock lasts as long as any of them) and names the lock in
+# IMA_RS_LOCK, so that they do not take it again.  Another run waits for
+# it, with one line that names the run holding it.
+lock_cache() {
+	local lock=$CACHE/lock
+	[ "${IMA_RS_LOCK:-}" != "$lock" ] || return 0
+	mkdir -p "$CACHE"
+	exec 9>>"$lock"
+	if ! flock -n 9; then
+		say "waiting for the run that holds $lock ($(cat "$lock" 2>/dev/null || true)) to end ..."
+		flock 9
+	fi
+	echo "$(basename "$0") pid $$ since $(date '+%F %T')" >"$lock"
+	export IMA_RS_LOCK=$lock
+}
 
 # step NAME CMD...: run CMD with its output in $LOGDIR/NAME.log; on failure
 # show the log's tail, name the step and the log, repeat the step's own
