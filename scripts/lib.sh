@@ -12,6 +12,9 @@ CACHE=${IMA_RS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ima-rust-staging}
 LOGDIR=${IMA_RS_LOGDIR:-$CACHE/logs}
 LLVM_SUFFIX=-19
 JOBS=${JOBS:-$(nproc)}
+# How long a kernel may take to start under KVM before guests use TCG
+# (guest_accel).
+KVM_PROBE_SECONDS=5
 
 # b4 and virtme-ng, pinned, in a venv of the system's python3 (scripts/setup);
 # only their commands go on PATH, not the venv's python3.
@@ -60,6 +63,7 @@ no_options() {
 parsed() {
 	[ "${IMA_RS_PARSE_ONLY:-}" != 1 ] || exit 0
 }
+
 # lock_cache: one run per cache at a time.  The scripts that work in the
 # cache call it once their arguments are checked; the first of a run takes
 # an exclusive flock on $CACHE/lock (fd 9, which the scripts it calls
@@ -224,4 +228,42 @@ configure_x86() {
 build_x86() {
 	cd "$(kernel_tree)"
 	kmake O="$1" ARCH=x86_64 bzImage
+}
+
+# guest_accel KERNEL: QEMU's accelerator for the guests in ACCEL, with one
+# line that says which.  kvm if KERNEL (an x86_64 bzImage), booted under
+# -accel kvm, prints its "Linux version" banner on the serial console
+# within KVM_PROBE_SECONDS; else tcg: no usable /dev/kvm, or a
+# KVM whose guests crawl (under nested virtualization here, a kernel's
+# decompressor was still running after minutes).  The verdict holds until
+# the host boots again: $CACHE/accel keeps it with the host's boot id.
+guest_accel() {
+	local boot line why
+	boot=$(cat /proc/sys/kernel/random/boot_id)
+	line=$(cat "$CACHE/accel" 2>/dev/null || true)
+	if [ "${line%% *}" != "$boot" ]; then
+		if [ ! -w /dev/kvm ]; then
+			line="$boot tcg no usable /dev/kvm"
+		elif kvm_boots "$1"; then
+			line="$boot kvm a kernel printed its banner under KVM within $KVM_PROBE_SECONDS s"
+		else
+			line="$boot tcg a kernel printed nothing under KVM in $KVM_PROBE_SECONDS s"
+		fi
+		mkdir -p "$CACHE"
+		echo "$line" >"$CACHE/accel"
+	fi
+	read -r _ ACCEL why <<<"$line"
+	say "QEMU runs the guest under ${ACCEL^^}: $why (probed once per host boot, $CACHE/accel)"
+}
+
+# kvm_boots KERNEL: KERNEL prints "Linux version" under KVM in time.
+kvm_boots() {
+	local serial rc=0
+	serial=$(mktemp)
+	timeout "$KVM_PROBE_SECONDS" qemu-system-x86_64 -accel kvm -nodefaults -nographic \
+		-m 256 -bios qboot.rom -kernel "$1" -append "console=ttyS0 earlyprintk=serial panic=-1" \
+		-serial "file:$serial" -no-reboot </dev/null >/dev/null 2>&1 || true
+	grep -q 'Linux version' "$serial" || rc=1
+	rm -f "$serial"
+	return "$rc"
 }
