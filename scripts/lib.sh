@@ -19,6 +19,8 @@ KVM_PROBE_SECONDS=5
 # b4 and virtme-ng, pinned, in a venv of the system's python3 (scripts/setup);
 # only their commands go on PATH, not the venv's python3.
 TOOLS_VENV=$CACHE/tools-venv
+# Sphinx, pinned, for scripts/series check's htmldocs (scripts/setup).
+DOCS_VENV=$CACHE/docs-venv
 export PATH="$HOME/.cargo/bin:$TOOLS_VENV/commands:$HOME/.local/bin:$PATH"
 export CCACHE_DIR=${CCACHE_DIR:-$CACHE/ccache}
 export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-10G}
