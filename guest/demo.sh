@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # Guest side of scripts/demo: move the measurement list out of the kernel
-# with stage with prompt and show that nothing was lost.
+# with ima-keeper (stage with prompt) and show that nothing was lost.
 #   demo.sh RESULTS_DIR PATH(c|rust)
+# The keeper is $RESULTS/ima-keeper (scripts/e2e puts it there).
 RESULTS=$1
 KPATH=$2
 source "$(dirname "$0")/lib.sh"
 exec > >(tee "$RESULTS/guest.log") 2>&1
+KEEPER=$RESULTS/ima-keeper
+ARCHIVE=$SCRATCH/archive
 
 warm_up
 add_records 200
@@ -17,26 +20,38 @@ before=$(object_bytes)
 echo "INFO Running kernel $(uname -r), $KPATH implementation of the measurement list."
 echo "INFO The kernel holds $(count) measurement records; slab objects in use: $((before / 1024)) kB."
 
-exec 3<>$IMA/binary_runtime_measurements_staged
-echo A >&3
-cat <&3 >"$SCRATCH/saved.sha1"
-staged=$(python3 "$GUESTDIR/replay.py" "$SCRATCH/saved.sha1" | awk '{ print $3 }')
-echo "INFO Staged the whole list (A) and saved $staged records ($(wc -c <"$SCRATCH/saved.sha1") bytes) to user space."
-echo D >&3
-exec 3>&-
+# ima-keeper stages the list (A), archives _staged durably in both banks
+# and only then deletes it (D). The archive is on tmpfs: not measured.
+staged=
+if "$KEEPER" export --archive "$ARCHIVE" --stage >"$SCRATCH/export.out"; then
+	staged=$(sed -n 's/^exported (stage): \([1-9][0-9]*\) records archived.*/\1/p' "$SCRATCH/export.out")
+fi
+if [ -z "$staged" ]; then
+	cat "$SCRATCH/export.out"
+	echo "VERDICT FAIL: ima-keeper export archived nothing."
+	echo 1 >"$RESULTS/rc"
+	exit 1
+fi
+echo "INFO ima-keeper export --stage: staged the whole list (A), archived $staged records in both banks, deleted them (D)."
 settle
 after=$(object_bytes)
-echo "INFO Deleted them from the kernel (D): it now holds $(count) records; slab objects in use: $((after / 1024)) kB ($(((before - after) / staged)) bytes freed per deleted record)."
+echo "INFO The kernel now holds $(count) records; slab objects in use: $((after / 1024)) kB ($(((before - after) / staged)) bytes freed per deleted record)."
 
 add_records 5
-snapshot_current
 echo "INFO Five new files were measured; the kernel holds $(count) records."
-cat "$SCRATCH/saved.sha1" "$SCRATCH/current.sha1" >"$SCRATCH/all.sha1"
-if evmctl_validate "$SCRATCH/all.sha1" && replay sha1 "$SCRATCH/all.sha1"; then
-	echo "INFO evmctl and an independent replay: saved ++ current reproduces the TPM's PCR 10."
+"$KEEPER" status --archive "$ARCHIVE" | grep -E '^records|^last export' | sed 's/^/INFO ima-keeper status: /'
+"$KEEPER" cat --archive "$ARCHIVE" --binary --bank sha1 >"$SCRATCH/all.sha1"
+# The PCRs right after the full log was read, for evmctl and the replay.
+pcr_file sha1 >/dev/null
+pcr_file sha256 >/dev/null
+verified=0
+"$KEEPER" verify --archive "$ARCHIVE" >"$SCRATCH/verify.out" || verified=$?
+sed 's/^/INFO ima-keeper verify: /' "$SCRATCH/verify.out"
+if [ "$verified" -eq 0 ] && evmctl_validate "$SCRATCH/all.sha1" && replay sha1 "$SCRATCH/all.sha1"; then
+	echo "INFO ima-keeper verify, evmctl and an independent replay: archive ++ live reproduces the TPM's PCR 10."
 	echo "VERDICT PASS: the list left the kernel and still verifies against the TPM."
 	echo 0 >"$RESULTS/rc"
 else
-	echo "VERDICT FAIL: saved ++ current does not reproduce PCR 10."
+	echo "VERDICT FAIL: archive ++ live does not reproduce PCR 10."
 	echo 1 >"$RESULTS/rc"
 fi

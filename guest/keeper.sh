@@ -244,7 +244,7 @@ export_refused() {
 	cat "$out"
 	grep -q 'No space left on device' "$out" || { echo "no ENOSPC reported"; return 1; }
 	[ "$(live_records)" -ge "$count" ] || { echo "records left the kernel: $count, now $(live_records)"; return 1; }
-	[ "$1" != --stage ] || [ -s "$IMA/ascii_runtime_measurements_staged" ] ||
+	[ "$1" != --stage ] || [ "$(list_bytes "$IMA/ascii_runtime_measurements_staged")" -gt 0 ] ||
 		{ echo "nothing left staged after the stage flavour's failure"; return 1; }
 	[ "$1" = --stage ] || [ "$(head -n 1 "$IMA/ascii_runtime_measurements")" = "$first" ] ||
 		{ echo "the first live record changed: deleted"; return 1; }
@@ -263,7 +263,7 @@ export_after_freeing() {
 	rm -f "$SMALL"/filler.* "$SMALL/probe"
 	"$KEEPER" export --archive "$SMALL/archive" --stage | tee "$SCRATCH/free-export.out" || return 1
 	grep -qE '^exported \(stage\): [1-9][0-9]* records archived' "$SCRATCH/free-export.out" &&
-		[ ! -s "$IMA/ascii_runtime_measurements_staged" ] &&
+		[ "$(list_bytes "$IMA/ascii_runtime_measurements_staged")" -eq 0 ] &&
 		"$KEEPER" verify --archive "$SMALL/archive"
 }
 
@@ -406,8 +406,9 @@ busy_export_done() {
 coexistence_phase() {
 	add_records 20
 	exec 3<"$IMA/ascii_runtime_measurements"
+	# Not inherited by the keeper: it would hold the reader open itself.
 	"$KEEPER" export --archive "$ARCHIVE" --stage --busy-retries 30 --busy-delay-ms 100 \
-		>"$SCRATCH/busy.out" 2>"$SCRATCH/busy.err" &
+		>"$SCRATCH/busy.out" 2>"$SCRATCH/busy.err" 3<&- &
 	BUSY_PID=$!
 	check busy_reported "while a reader holds ascii_runtime_measurements, the keeper says so in one line and retries" \
 		busy_reported

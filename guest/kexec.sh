@@ -42,7 +42,7 @@ carried_in_order() {
 }
 
 nothing_staged() {
-	[ ! -s $IMA/binary_runtime_measurements_staged ]
+	[ "$(list_bytes $IMA/binary_runtime_measurements_staged)" -eq 0 ]
 }
 
 second_kernel() {

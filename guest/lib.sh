@@ -114,6 +114,12 @@ count() {
 	cat $IMA/runtime_measurements_count
 }
 
+# list_bytes FILE: the bytes a measurement list file holds. securityfs
+# gives its files size 0, so test -s cannot tell an empty list.
+list_bytes() {
+	cat "$1" | wc -c
+}
+
 # Bytes of kernel slab objects in use: active objects times object size.
 object_bytes() {
 	awk 'NR > 2 { s += $2 * $4 } END { print s }' /proc/slabinfo
