@@ -10,6 +10,7 @@ source "$(dirname "$0")/lib.sh"
 exec > >(tee "$RESULTS/guest.log") 2>&1
 KEEPER=$RESULTS/ima-keeper
 ARCHIVE=$SCRATCH/archive
+mkdir -p "$ARCHIVE"
 
 warm_up
 add_records 200
