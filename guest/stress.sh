@@ -33,10 +33,13 @@ fi
 faults=n
 [[ " $* " == *" --faults "* ]] && faults=y
 
-# Fault injection (--faults). failslab fails 5% of the slab allocations of
+# Fault injection (--faults). failslab fails 1% of the slab allocations of
 # the marked tasks (every allocation is a candidate: interval 1),
-# fail_page_alloc 1% of their page allocations (every order).
-FI_PROBABILITY=(5 1)
+# fail_page_alloc 1% of their page allocations (every order). At 5% of slab
+# allocations (the first choice) an add, which makes a file and measures
+# it through some hundred allocations, almost never got through: one add
+# and one A/D in 60 s on the Rust e2e kernel, 359964 failures injected.
+FI_PROBABILITY=(1 1)
 
 # replay_full: ima-stress's full lists, after what earlier scripts of this
 # boot deleted, against the PCR 10 values it read right after them (tools
