@@ -23,7 +23,14 @@ source "$(dirname "$0")/lib.sh"
 exec > >(tee "$RESULTS/guest.log") 2>&1
 
 STRESS=${IMA_STRESS:-$RESULTS/ima-stress}
-OUT=$RESULTS/stress
+# ima-stress's files stay in the guest while it runs: its output (OUT) on
+# tmpfs, the adders' files on ramfs (the tcb policy measures ramfs, not
+# tmpfs). Copied to RESULTS/stress at the end. Under --faults its tasks'
+# allocations fail, and on the 9p results folder that broke the share for
+# the rest of the boot: after a 1% run every write to it, even with the
+# injection off, failed with EINVAL.
+RUN=$SCRATCH/stress-run
+OUT=$RUN/out
 flush=n
 grep -qw ima_flush_htable /proc/cmdline && flush=y
 args=("$@")
@@ -93,7 +100,8 @@ faults_off() {
 
 warm_up
 "$STRESS" --help >/dev/null 2>&1 || true
-mkdir -p "$OUT" "$RESULTS/scratch"
+mkdir -p "$OUT" "$RUN/scratch"
+mount -t ramfs ramfs "$RUN/scratch" || echo "cannot mount ramfs on $RUN/scratch"
 echo "INFO path=$KPATH flush=$flush faults=$faults kernel=$(uname -r) args=${args[*]}"
 # Under the checkers: a record handed back to C is freed once.
 add_enomem_checks
@@ -103,7 +111,9 @@ if [ "$faults" = y ]; then
 		faults_setup
 	if [ "$NFAIL" -ne "$failed" ]; then
 		faults_off >/dev/null 2>&1
-		echo "SUMMARY stress path=$KPATH flush=$flush faults=$faults: not run, the kernel's fault injection could not be set up"
+		cp -r "$OUT" "$RESULTS/stress" || echo "cannot copy $OUT to $RESULTS/stress"
+umount "$RUN/scratch"
+echo "SUMMARY stress path=$KPATH flush=$flush faults=$faults: not run, the kernel's fault injection could not be set up"
 		finish
 		exit 1
 	fi
@@ -129,7 +139,7 @@ for ((i = 0; i < ${#args[@]}; i++)); do
 	[ "${args[$i]}" = --seconds ] && seconds=${args[$((i + 1))]}
 done
 rc=0
-"$STRESS" --out "$OUT" --scratch "$RESULTS/scratch" "${args[@]}" &
+"$STRESS" --out "$OUT" --scratch "$RUN/scratch" "${args[@]}" &
 stress_pid=$!
 for ((waited = 0; waited < seconds + 300; waited += 5)); do
 	kill -0 "$stress_pid" 2>/dev/null || break
@@ -192,6 +202,8 @@ if [ -f "$OUT/report.txt" ]; then
 	account=$(awk '/^CHECK .* FAIL/ { f++ } /^CHECK / { n++ } END { print n - f "/" n " checks passed" }' "$OUT/report.txt")
 	seed=$(sed -n 's/^=== ima-stress account: seed=\([0-9]*\).*/\1/p' "$OUT/report.txt")
 fi
+cp -r "$OUT" "$RESULTS/stress" || echo "cannot copy $OUT to $RESULTS/stress"
+umount "$RUN/scratch"
 echo "SUMMARY stress path=$KPATH flush=$flush faults=$faults seed=$seed: ima-stress exit $rc ($account)," \
 	"replay $replay, $reports kernel log reports"
 finish
