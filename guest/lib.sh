@@ -254,8 +254,11 @@ add_refused_for_memory() {
 		files+=("$f")
 	done
 	fi_setup "$fn" && fi_rates 100 100 || return 1
-	sh -c 'echo 1 >/proc/self/make-it-fail && exec cat "$@"' - "${files[@]}" >/dev/null ||
-		echo "reading the files under injection failed"
+	sh -c 'echo 1 >/proc/self/make-it-fail && exec cat "$@"' - "${files[@]}" >/dev/null &
+	if ! wait_or_dump $! 120; then
+		fi_rates 0 0
+		return 1
+	fi
 	fi_rates 0 0 || return 1
 	injected=$(fi_injected) || return 1
 	read -r once refused < <(records_of "${files[@]}" | awk '
@@ -269,6 +272,36 @@ add_refused_for_memory() {
 	read -r once < <(records_of "${files[@]}" | awk '$1 == 1 { o++ } END { print o + 0 }')
 	echo "after a read without faults: $once of $n there once"
 	[ "$once" -eq "$n" ]
+}
+
+# wait_or_dump PID SECONDS: wait for PID; if it runs longer, print where it
+# waits in the kernel, switch the fault injection off, give it 30 s more and
+# say whether it finished then; fail either way.
+wait_or_dump() {
+	local pid=$1 i
+	for ((i = 0; i < $2 * 10; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if ! kill -0 "$pid" 2>/dev/null; then
+		wait "$pid" || echo "the reader under injection exited $?"
+		return 0
+	fi
+	echo "the reader under injection still runs after $2 s: state $(awk '{ print $3 }' "/proc/$pid/stat"), wchan $(cat "/proc/$pid/wchan"), kernel stack:"
+	sed 's/^/    /' "/proc/$pid/stack"
+	fi_rates 0 0
+	for ((i = 0; i < 300; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		echo "still running 30 s after the injection was switched off: killed"
+		kill -KILL "$pid"
+	else
+		echo "it finished once the injection was switched off"
+	fi
+	wait "$pid"
+	return 1
 }
 
 # records_of FILE...: "COUNT FILE" per file, the records of the current
