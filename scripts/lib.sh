@@ -178,6 +178,14 @@ tree_base() {
 		die "$1 has no recorded base: run scripts/series apply"
 }
 
+# tree_detach TREE REF: TREE checked out at REF (detached), and which
+# commit that is said; tree_back puts TREE back on the series' branch.
+tree_detach() {
+	git -C "$1" checkout -q --detach "$2" || die "no commit $2 in $1"
+	say "work tree at $(git -C "$1" log -1 --format='%h %s')"
+}
+tree_back() { git -C "$1" checkout -q ima-rust-staging || true; }
+
 # rust_available TREE: the kernel's own check of the Rust toolchain, make
 # rustavailable in TREE; if it refuses, one line names what to install.
 rust_available() {
