@@ -14,7 +14,9 @@
 //!
 //! Every delete comes after the commit of the append that archived its
 //! records ([`crate::archive::Pending::commit`]); an error anywhere before
-//! stops the export with nothing deleted that is not archived.
+//! stops the export with nothing deleted that is not archived. What an
+//! interrupted export left (records archived but not deleted, records
+//! staged) is named in one line on stderr when the next export finds it.
 
 use std::thread;
 use std::time::Duration;
@@ -82,6 +84,13 @@ pub fn export(kernel: &dyn Kernel, archive: &mut Archive, options: &Options) -> 
                 bail!("{caveat}: not exporting, nothing deleted")
             }
         }
+        if overlap.k > 0 {
+            notice(&format!(
+                "{} live records are archived already (an earlier export stopped between its \
+                 commit and its delete): not archiving them again",
+                overlap.k
+            ));
+        }
         let run = Run {
             writer: writer.as_mut(),
             archive,
@@ -143,6 +152,11 @@ impl Run<'_> {
         if staged.is_empty() {
             return Ok(archived);
         }
+        notice(&format!(
+            "{} records were left staged by an earlier export (stopped between A and D): \
+             settling them first",
+            staged.len()
+        ));
         self.append(&staged[archived.min(staged.len())..])?;
         self.writer.delete_staged()?;
         self.outcome.deleted += staged.len();

@@ -101,11 +101,9 @@ pub trait Writer {
     fn delete_head(&mut self, n: usize) -> Result<()>;
 
     /// Called by the exporter when it has finished `step`; the fake kernel
-    /// fails here to simulate a keeper killed at that point.
-    fn reached(&mut self, step: Step) -> Result<()> {
-        let _ = step;
-        Ok(())
-    }
+    /// fails here to simulate a keeper killed at that point, the real one
+    /// pauses there if asked ([`crate::pause`]).
+    fn reached(&mut self, step: Step) -> Result<()>;
 }
 
 /// Points of an export at which a keeper can be killed.
@@ -121,10 +119,9 @@ pub enum Step {
     Stage,
 }
 
-#[cfg(test)]
 impl Step {
-    /// Every step, for tests that crash at each.
-    pub(crate) const ALL: [Step; 4] = [Step::Read, Step::Append, Step::Durable, Step::Stage];
+    /// Every step.
+    pub const ALL: [Step; 4] = [Step::Read, Step::Append, Step::Durable, Step::Stage];
 }
 
 impl fmt::Display for Step {

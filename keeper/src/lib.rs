@@ -10,7 +10,8 @@
 //! - [`kernel`]: what the keeper needs from the kernel, as a trait;
 //!   [`securityfs`] implements it on `/sys/kernel/security/ima`.
 //! - [`reconcile`]: how much of the live list the archive already holds.
-//! - [`export`]: the two export flavours (delete-N and stage), crash-safe.
+//! - [`export`]: the two export flavours (delete-N and stage), crash-safe;
+//!   [`pause`] stops one at a chosen step for tests.
 //! - [`full_log`]: archive ++ live for `cat`, `verify` and `status`.
 //! - [`status`]: the small file that remembers the last export.
 //! - [`view`]: archive ++ live as files for agents, over FUSE.
@@ -20,6 +21,7 @@ pub mod ascii;
 pub mod export;
 pub mod full_log;
 pub mod kernel;
+pub mod pause;
 pub mod reconcile;
 pub mod record;
 pub mod replay;

@@ -22,8 +22,9 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::kernel::{Kernel, Lists, Reader, Writer};
+use crate::kernel::{Kernel, Lists, Reader, Step, Writer};
 use crate::notice;
+use crate::pause::pause_if_asked;
 use crate::record::{parse_hex, parse_list, zip_banks, Bank, Entry, Position, Record};
 use crate::replay::{Pcr10, IMA_PCR};
 
@@ -382,5 +383,9 @@ impl Writer for SecurityFsWriter {
                 ),
                 _ => anyhow!("{path}: {n}: {err}"),
             })
+    }
+
+    fn reached(&mut self, step: Step) -> Result<()> {
+        pause_if_asked(step)
     }
 }

@@ -1,13 +1,17 @@
 //! The `ima-keeper` binary against a fake securityfs and TPM sysfs made of
 //! plain files: usage errors, `cat`, `verify` and `status` of archive ++ live,
-//! and the refusals that must come before any delete.
+//! the refusals that must come before any delete, and exports killed where
+//! `IMA_KEEPER_PAUSE_AT` paused them.
 
 mod common;
 
 use std::fs;
+use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
+use std::process::Stdio;
 
 use common::{list, records, text, Machine};
+use ima_keeper::pause::PAUSE_AT;
 use ima_keeper::record::Bank;
 
 #[test]
@@ -170,4 +174,76 @@ fn missing_securityfs_is_explained() {
         "{}",
         text(&output.stderr)
     );
+}
+
+/// `IMA_KEEPER_PAUSE_AT` stops a delete-N export at each of its steps; killed
+/// there, the next export says what it found and every record is archived
+/// once. (The `N` that export writes lands in a plain file, after its reads.)
+#[test]
+fn killed_where_paused_the_next_export_reconciles() {
+    let all = records(1..4);
+    for (step, found) in [
+        ("read", None),
+        (
+            "append",
+            Some("dropped the uncommitted bytes of an interrupted append"),
+        ),
+        ("durable", Some("3 live records are archived already")),
+    ] {
+        let machine = Machine::new(&all, &all);
+        let mut keeper = machine
+            .command(&["export", "--keep", "0"])
+            .env(PAUSE_AT, step)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(keeper.stderr.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(
+            line,
+            format!("ima-keeper: paused at {step} (IMA_KEEPER_PAUSE_AT)\n")
+        );
+        assert!(keeper.try_wait().unwrap().is_none(), "{step}: not paused");
+        keeper.kill().unwrap();
+        keeper.wait().unwrap();
+        let output = machine.keeper(&["export", "--keep", "0"]);
+        let stderr = text(&output.stderr);
+        assert!(output.status.success(), "{step}: {stderr}");
+        match found {
+            Some(found) => assert!(stderr.contains(found), "{step}: {stderr}"),
+            None => assert_eq!(stderr, "", "{step}"),
+        }
+        assert_eq!(machine.archived(), all, "{step}");
+    }
+}
+
+/// A value that names no step fails the export before it archives anything;
+/// a step the flavour never reaches (delete-N has no `A`) changes nothing.
+#[test]
+fn pause_at_no_step_or_one_not_reached() {
+    let all = records(1..3);
+    let machine = Machine::new(&all, &all);
+    let output = machine
+        .command(&["export"])
+        .env(PAUSE_AT, "fsync")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr)
+            .contains("IMA_KEEPER_PAUSE_AT=fsync: not one of read, append, durable, stage"),
+        "{}",
+        text(&output.stderr)
+    );
+    assert!(machine.archived().is_empty());
+    let output = machine
+        .command(&["export"])
+        .env(PAUSE_AT, "stage")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(machine.archived(), all);
 }

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use ima_keeper::archive::{Access, Archive};
+use ima_keeper::pause::PAUSE_AT;
 use ima_keeper::record::{hex, Bank, Record};
 use ima_keeper::replay::Replay;
 
@@ -89,7 +90,7 @@ impl Machine {
     /// `--securityfs` and `--tpm-sysfs`.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_ima-keeper"));
-        command.args(args);
+        command.args(args).env_remove(PAUSE_AT);
         if args.first().is_some_and(|arg| !arg.starts_with('-')) {
             command
                 .arg("--archive")
@@ -108,6 +109,12 @@ impl Machine {
             let name = format!("binary_runtime_measurements_{}", bank.name());
             fs::write(self.securityfs.join(&name), list(live, bank)).unwrap();
         }
+    }
+
+    /// The records the archive holds.
+    pub fn archived(&self) -> Vec<Record> {
+        let archive = Archive::open(&self.archive, Access::Read).unwrap();
+        archive.tail(archive.len()).unwrap()
     }
 
     /// Appends `records` to the archive, as a keeper would.
