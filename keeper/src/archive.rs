@@ -29,7 +29,7 @@
 //! A writer holds an exclusive lock on the directory, so two keepers cannot
 //! append to one archive. The directory must exist; an empty one becomes a new
 //! archive. A directory without the owner's write bit is refused for writing,
-//! even to root.
+//! even to root, and so is one on a read-only mount.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -38,6 +38,8 @@ use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, ensure, Context, Result};
+use nix::errno::Errno;
+use nix::unistd::{access, AccessFlags};
 use sha2::{Digest, Sha256};
 
 mod format;
@@ -335,8 +337,9 @@ impl Pending<'_> {
     }
 }
 
-/// Refuses a directory without the owner's write bit, then takes the lock
-/// that keeps a second keeper out.
+/// Refuses a directory without the owner's write bit or that cannot be
+/// written (a read-only mount), then takes the lock that keeps a second
+/// keeper out. So an export stops before it touches the kernel's lists.
 fn lock_for_append(dir: &Path, mode: u32) -> Result<File> {
     ensure!(
         mode & 0o200 != 0,
@@ -344,6 +347,13 @@ fn lock_for_append(dir: &Path, mode: u32) -> Result<File> {
         dir.display(),
         mode & 0o7777
     );
+    access(dir, AccessFlags::W_OK).map_err(|errno| match errno {
+        Errno::EROFS => anyhow!(
+            "archive directory {} is on a read-only file system: refusing to append to it",
+            dir.display()
+        ),
+        _ => anyhow!("archive directory {}: not writable: {errno}", dir.display()),
+    })?;
     let lock = File::open(dir).with_context(|| format!("archive directory {}", dir.display()))?;
     lock.try_lock().map_err(|err| match err {
         fs::TryLockError::WouldBlock => {

@@ -383,6 +383,9 @@ fn status_report(common: &Common) -> Result<()> {
     if let Some(caveat) = log.overlap().caveat() {
         println!("note: {caveat}");
     }
+    if let Err(err) = kernel.check_export_delete() {
+        println!("note: {err:#}");
+    }
     match status::load(archive.dir())? {
         Some(last) => println!(
             "last export: at unix time {} ({} s ago), {}: {} archived, {} deleted; {} exports \

@@ -125,7 +125,7 @@ impl SecurityFs {
     }
 
     /// Refuses, with the reason, a kernel that cannot export and delete.
-    fn check_export_delete(&self) -> Result<()> {
+    pub fn check_export_delete(&self) -> Result<()> {
         for bank in Bank::ALL {
             let original = self.list_path(bank, false);
             let meta =
