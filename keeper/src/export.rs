@@ -186,7 +186,7 @@ mod tests {
     use crate::archive::{bank_file, Access};
     use crate::fake_kernel::FakeKernel;
     use crate::record::Bank;
-    use crate::testdata::violation;
+    use crate::testdata::{measurement, violation};
 
     const FLAVOURS: [Flavour; 3] = [
         Flavour::DeleteN { keep: 0 },
@@ -338,6 +338,25 @@ mod tests {
                 deleted: 5
             }
         );
+    }
+
+    #[test]
+    fn record_listed_before_its_extend() {
+        // A keeper killed after its commit; the restart reads the lists while
+        // the kernel has listed a new record and not yet extended PCR 10 with
+        // it, so both readings of PCR 10 lack it.
+        for flavour in FLAVOURS {
+            let dir = tempfile::tempdir().unwrap();
+            let kernel = FakeKernel::new(true);
+            kernel.add_measurements(5);
+            kernel.crash_at(Some((Step::Durable, 1)));
+            export_once(&kernel, dir.path(), flavour).unwrap_err();
+            kernel.crash_at(None);
+            kernel.list_before_extend(measurement(100));
+            export_once(&kernel, dir.path(), flavour).unwrap();
+            kernel.extend_listed();
+            assert_nothing_lost_or_doubled(&kernel, dir.path(), &format!("{flavour:?}"));
+        }
     }
 
     #[test]

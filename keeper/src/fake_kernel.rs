@@ -1,6 +1,6 @@
 //! An in-memory kernel for the unit tests: a staged and a current list, a TPM
-//! whose PCR 10 follows every add, adders that add records while the lists
-//! are read, reader sets that keep a writer out while held (EBUSY), a hook
+//! whose PCR 10 follows every add (or lags one record whose extend is under
+//! way), adders that add records while the lists are read, reader sets that keep a writer out while held (EBUSY), a hook
 //! run just before a reader set is taken, and a kill switch at a chosen
 //! [`Step`] of an export.
 
@@ -19,6 +19,8 @@ struct State {
     every: Vec<Record>,
     lists: Lists,
     pcr: Replay,
+    /// A record listed whose extend of PCR 10 is still under way.
+    extending: Option<Record>,
     tpm: bool,
     /// Measurements added so far, to make each new one distinct.
     measured: u32,
@@ -73,6 +75,25 @@ impl FakeKernel {
     /// Adds `record` to the current list and extends PCR 10.
     pub(crate) fn add(&self, record: Record) {
         self.state.borrow_mut().add(record);
+    }
+
+    /// Lists `record` but leaves PCR 10 as it is until [`Self::extend_listed`]:
+    /// the kernel lists a record just before it extends PCR 10 with it.
+    pub(crate) fn list_before_extend(&self, record: Record) {
+        let mut state = self.state.borrow_mut();
+        state.every.push(record.clone());
+        state.lists.current.push(record.clone());
+        state.extending = Some(record);
+    }
+
+    /// Extends PCR 10 with the record [`Self::list_before_extend`] listed.
+    pub(crate) fn extend_listed(&self) {
+        let mut state = self.state.borrow_mut();
+        let record = state
+            .extending
+            .take()
+            .expect("a record listed before its extend");
+        state.pcr.extend(&record);
     }
 
     /// Adds `count` new, distinct measurements.

@@ -13,8 +13,10 @@
 //! `archive ++ live[k..]` meets the reading taken just before the lists were
 //! read — at some point of the sequence, since records added after the reading
 //! sit at its end, or at its very end if a second reading after the lists
-//! showed nothing was extended meanwhile. Without a TPM the largest candidate
-//! is taken, unverified.
+//! showed nothing was extended meanwhile (or one record before it: the kernel
+//! lists a record just before it extends PCR 10 with it, so the last one's
+//! extend may have been under way). Without a TPM the largest candidate is
+//! taken, unverified.
 
 use anyhow::Result;
 
@@ -169,6 +171,15 @@ mod tests {
         let decided = decide(&archive, &live, &archive, 3, false);
         assert_eq!(decided.k, 2);
         assert_eq!(decided.verdict, Verdict::Ambiguous(vec![0, 2]));
+    }
+
+    #[test]
+    fn crash_after_append_last_record_not_yet_extended() {
+        let archive = records(&[1, 2, 3, 4, 5]);
+        let live = records(&[3, 4, 5, 6]);
+        let truth = records(&[1, 2, 3, 4, 5, 6]);
+        let decided = decide(&archive, &live, &truth, 5, true);
+        assert_eq!((decided.k, decided.verdict), (3, Verdict::Verified));
     }
 
     #[test]

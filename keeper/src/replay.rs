@@ -99,8 +99,11 @@ impl Pcr10 {
 /// PCR 10 read just before a snapshot of the lists, and whether a second
 /// reading just after the snapshot gave the same value.
 ///
-/// Quiet means nothing was extended while the lists were read, so the
-/// snapshot's records are exactly those in the reading.
+/// Quiet means no extend completed while the lists were read. The kernel
+/// lists a record just before it extends PCR 10 with it, both under one
+/// lock, so a snapshot can end with one record whose extend is still under
+/// way: the reading then holds every record of a quiet snapshot, or every
+/// record but its last.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PcrEvidence {
     /// The reading taken before the lists were read.
@@ -112,11 +115,16 @@ pub struct PcrEvidence {
 /// Where a replay of `records`, continued from `start`, meets `evidence`.
 ///
 /// Returns the number of records after which the replay equals the reading,
-/// the first such point; with quiet evidence only the end counts.
+/// the first such point; with quiet evidence only the end counts, or the
+/// record before it (the last record's extend under way).
 pub fn meets(start: &Replay, records: &[Record], evidence: &PcrEvidence) -> Option<usize> {
     let mut replay = start.clone();
-    if evidence.quiet {
-        replay.extend_all(records);
+    if let (true, Some((last, before_last))) = (evidence.quiet, records.split_last()) {
+        replay.extend_all(before_last);
+        if evidence.before.matches(&replay) {
+            return Some(before_last.len());
+        }
+        replay.extend(last);
         return evidence.before.matches(&replay).then_some(records.len());
     }
     if evidence.before.matches(&replay) {
@@ -162,13 +170,18 @@ mod tests {
     fn meets_finds_the_prefix_or_insists_on_the_end_when_quiet() {
         let records = [measurement(1), measurement(2), measurement(3)];
         let mut evidence = PcrEvidence {
-            before: pcr_after(&records[..2]),
+            before: pcr_after(&records[..1]),
             quiet: false,
         };
-        assert_eq!(meets(&Replay::default(), &records, &evidence), Some(2));
+        assert_eq!(meets(&Replay::default(), &records, &evidence), Some(1));
         evidence.quiet = true;
         assert_eq!(meets(&Replay::default(), &records, &evidence), None);
-        assert_eq!(meets(&Replay::default(), &records[..2], &evidence), Some(2));
+        assert_eq!(meets(&Replay::default(), &records[..1], &evidence), Some(1));
+        // The last record listed, its extend under way.
+        assert_eq!(meets(&Replay::default(), &records[..2], &evidence), Some(1));
+        assert_eq!(meets(&Replay::default(), &[], &evidence), None);
+        evidence.before = pcr_after(&[]);
+        assert_eq!(meets(&Replay::default(), &[], &evidence), Some(0));
     }
 
     #[test]
