@@ -360,6 +360,26 @@ mod tests {
     }
 
     #[test]
+    fn record_extended_between_the_banks_of_a_reading() {
+        // A record added between the TPM's sha1 and sha256 readings of PCR 10,
+        // after a keeper was killed before and after its commit.
+        for step in [Step::Read, Step::Durable] {
+            for flavour in FLAVOURS {
+                let context = format!("{flavour:?} killed {step}");
+                let dir = tempfile::tempdir().unwrap();
+                let kernel = FakeKernel::new(true);
+                kernel.add_measurements(5);
+                kernel.crash_at(Some((step, 1)));
+                export_once(&kernel, dir.path(), flavour).unwrap_err();
+                kernel.crash_at(None);
+                kernel.add_between_banks(vec![measurement(100)]);
+                export_once(&kernel, dir.path(), flavour).expect(&context);
+                assert_nothing_lost_or_doubled(&kernel, dir.path(), &context);
+            }
+        }
+    }
+
+    #[test]
     fn stage_left_staged_is_settled_first() {
         let dir = tempfile::tempdir().unwrap();
         let kernel = FakeKernel::new(true);

@@ -26,6 +26,8 @@ struct State {
     measured: u32,
     /// Added when a read of the lists starts (after the first PCR reading).
     on_next_read: Vec<Record>,
+    /// Added between the sha1 and the sha256 value of the next PCR reading.
+    between_banks: Vec<Record>,
     /// Measurements added after every read of the lists.
     adds_per_read: u32,
     /// Fail the `nth` time `step` is reached (1-based).
@@ -106,6 +108,12 @@ impl FakeKernel {
         self.state.borrow_mut().on_next_read = records;
     }
 
+    /// Adds `records` between the two banks of the next PCR 10 reading, as
+    /// an extend between the TPM's two commands does.
+    pub(crate) fn add_between_banks(&self, records: Vec<Record>) {
+        self.state.borrow_mut().between_banks = records;
+    }
+
     /// Adds `count` measurements after every read of the lists.
     pub(crate) fn add_after_each_read(&self, count: u32) {
         self.state.borrow_mut().adds_per_read = count;
@@ -142,14 +150,18 @@ impl FakeKernel {
 
 impl Kernel for FakeKernel {
     fn pcr10(&self) -> Result<Option<Pcr10>> {
-        let state = self.state.borrow();
-        Ok(state
-            .tpm
-            .then(|| {
-                let value = |bank| Some(state.pcr.value(bank).to_vec());
-                Pcr10::new(value(Bank::Sha1), value(Bank::Sha256))
-            })
-            .flatten())
+        let mut state = self.state.borrow_mut();
+        if !state.tpm {
+            return Ok(None);
+        }
+        let sha1 = state.pcr.value(Bank::Sha1).to_vec();
+        for record in std::mem::take(&mut state.between_banks) {
+            state.add(record);
+        }
+        Ok(Pcr10::new(
+            Some(sha1),
+            Some(state.pcr.value(Bank::Sha256).to_vec()),
+        ))
     }
 
     fn reader(&self) -> Result<Box<dyn Reader + '_>> {

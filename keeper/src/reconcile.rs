@@ -11,12 +11,13 @@
 //! byte-identical; with `ima_flush_htable` recurring events are recorded
 //! again), so PCR 10 decides: a candidate is verified if replaying
 //! `archive ++ live[k..]` meets the reading taken just before the lists were
-//! read — at some point of the sequence, since records added after the reading
-//! sit at its end, or at its very end if a second reading after the lists
-//! showed nothing was extended meanwhile (or one record before it: the kernel
-//! lists a record just before it extends PCR 10 with it, so the last one's
-//! extend may have been under way). Without a TPM the largest candidate is
-//! taken, unverified.
+//! read — in each bank at some point of the sequence, since records added
+//! after the reading sit at its end (and the banks are read one after the
+//! other), or at its very end if a second reading after the lists showed
+//! nothing was extended meanwhile (or one record before it: the kernel lists
+//! a record just before it extends PCR 10 with it, so the last one's extend
+//! may have been under way). Without a TPM the largest candidate is taken,
+//! unverified.
 
 use anyhow::Result;
 

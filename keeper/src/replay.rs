@@ -99,11 +99,13 @@ impl Pcr10 {
 /// PCR 10 read just before a snapshot of the lists, and whether a second
 /// reading just after the snapshot gave the same value.
 ///
-/// Quiet means no extend completed while the lists were read. The kernel
-/// lists a record just before it extends PCR 10 with it, both under one
-/// lock, so a snapshot can end with one record whose extend is still under
-/// way: the reading then holds every record of a quiet snapshot, or every
-/// record but its last.
+/// Each bank is read by a TPM command of its own, so an extend can fall
+/// between the two: each bank's value holds the records extended when it
+/// was read. Quiet means no extend completed from the first reading to the
+/// last, so both banks hold the same records. The kernel lists a record just
+/// before it extends PCR 10 with it, both under one lock, so a snapshot can
+/// end with one record whose extend is still under way: the reading then
+/// holds every record of a quiet snapshot, or every record but its last.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PcrEvidence {
     /// The reading taken before the lists were read.
@@ -114,9 +116,10 @@ pub struct PcrEvidence {
 
 /// Where a replay of `records`, continued from `start`, meets `evidence`.
 ///
-/// Returns the number of records after which the replay equals the reading,
-/// the first such point; with quiet evidence only the end counts, or the
-/// record before it (the last record's extend under way).
+/// Returns the number of records after which the replay has met the reading
+/// in every bank, each bank at the first point it equals its value; with
+/// quiet evidence only the end counts, or the record before it (the last
+/// record's extend under way), in both banks at once.
 pub fn meets(start: &Replay, records: &[Record], evidence: &PcrEvidence) -> Option<usize> {
     let mut replay = start.clone();
     if let (true, Some((last, before_last))) = (evidence.quiet, records.split_last()) {
@@ -127,13 +130,24 @@ pub fn meets(start: &Replay, records: &[Record], evidence: &PcrEvidence) -> Opti
         replay.extend(last);
         return evidence.before.matches(&replay).then_some(records.len());
     }
-    if evidence.before.matches(&replay) {
-        return Some(0);
-    }
-    records.iter().enumerate().find_map(|(i, record)| {
+    let met_at = |replay: &Replay, point| {
+        Bank::ALL.map(|bank| {
+            (evidence.before.value(bank).is_none() || evidence.before.matches_bank(replay, bank))
+                .then_some(point)
+        })
+    };
+    let mut met = met_at(&replay, 0);
+    for (i, record) in records.iter().enumerate() {
+        if met.iter().all(Option::is_some) {
+            break;
+        }
         replay.extend(record);
-        evidence.before.matches(&replay).then_some(i + 1)
-    })
+        for (first, now) in met.iter_mut().zip(met_at(&replay, i + 1)) {
+            *first = first.or(now);
+        }
+    }
+    met.into_iter()
+        .try_fold(0, |latest, point| Some(latest.max(point?)))
 }
 
 #[cfg(test)]
@@ -182,6 +196,27 @@ mod tests {
         assert_eq!(meets(&Replay::default(), &[], &evidence), None);
         evidence.before = pcr_after(&[]);
         assert_eq!(meets(&Replay::default(), &[], &evidence), Some(0));
+    }
+
+    #[test]
+    fn each_bank_meets_where_it_was_read() {
+        // sha1 read after the first record, sha256 after the second: an
+        // extend fell between the two readings.
+        let records = [measurement(1), measurement(2), measurement(3)];
+        let (first, second) = (pcr_after(&records[..1]), pcr_after(&records[..2]));
+        let split = Pcr10::new(
+            first.value(Bank::Sha1).map(<[u8]>::to_vec),
+            second.value(Bank::Sha256).map(<[u8]>::to_vec),
+        )
+        .unwrap();
+        let mut evidence = PcrEvidence {
+            before: split,
+            quiet: false,
+        };
+        assert_eq!(meets(&Replay::default(), &records, &evidence), Some(2));
+        assert_eq!(meets(&Replay::default(), &records[1..], &evidence), None);
+        evidence.before = Pcr10::new(None, second.value(Bank::Sha256).map(<[u8]>::to_vec)).unwrap();
+        assert_eq!(meets(&Replay::default(), &records, &evidence), Some(2));
     }
 
     #[test]
