@@ -266,6 +266,16 @@ mod tests {
         export(kernel, &mut archive, &options).unwrap();
     }
 
+    /// `verify` of the full log of `kernel` and the archive in `dir`.
+    fn verified(kernel: &FakeKernel, dir: &std::path::Path) -> Verification {
+        let mut archive = Archive::open(dir, Access::Read).unwrap();
+        FullLog::read(kernel, &mut archive)
+            .unwrap()
+            .verify()
+            .unwrap()
+            .unwrap()
+    }
+
     #[test]
     fn binary_full_log_is_every_record() {
         let dir = tempfile::tempdir().unwrap();
@@ -321,16 +331,9 @@ mod tests {
         kernel.add_measurements(3);
         kernel.add(violation());
         exported(&kernel, dir.path(), 1);
-        {
-            let mut archive = Archive::open(dir.path(), Access::Read).unwrap();
-            let verification = FullLog::read(&kernel, &mut archive)
-                .unwrap()
-                .verify()
-                .unwrap()
-                .unwrap();
-            assert!(verification.ok, "{:?}", verification.report);
-            assert!(verification.report[0].contains("matches the replay of all 4 records"));
-        }
+        let verification = verified(&kernel, dir.path());
+        assert!(verification.ok, "{:?}", verification.report);
+        assert!(verification.report[0].contains("matches the replay of all 4 records"));
         // Another keeper's archive with one record fewer: the replay misses.
         let other = tempfile::tempdir().unwrap();
         let short = FakeKernel::new(true);
@@ -339,12 +342,7 @@ mod tests {
         for name in ["sha1.bin", "sha256.bin", "chunks", "COMMIT"] {
             fs::copy(other.path().join(name), dir.path().join(name)).unwrap();
         }
-        let mut archive = Archive::open(dir.path(), Access::Read).unwrap();
-        let verification = FullLog::read(&kernel, &mut archive)
-            .unwrap()
-            .verify()
-            .unwrap()
-            .unwrap();
+        let verification = verified(&kernel, dir.path());
         assert!(!verification.ok);
         assert!(
             verification.report[0].starts_with("sha1: MISMATCH: no prefix"),
@@ -360,12 +358,7 @@ mod tests {
         kernel.add_measurements(3);
         exported(&kernel, dir.path(), 1);
         kernel.list_before_extend(crate::testdata::measurement(100));
-        let mut archive = Archive::open(dir.path(), Access::Read).unwrap();
-        let verification = FullLog::read(&kernel, &mut archive)
-            .unwrap()
-            .verify()
-            .unwrap()
-            .unwrap();
+        let verification = verified(&kernel, dir.path());
         assert!(verification.ok, "{:?}", verification.report);
         assert!(
             verification.report[0].contains("matches the replay of all but the last of 4 records"),
