@@ -278,8 +278,9 @@ add_refused_for_memory() {
 # waits in the kernel, switch the fault injection off, give it 30 s more and
 # say whether it finished then; fail either way.
 wait_or_dump() {
-	local pid=$1 i
-	for ((i = 0; i < $2 * 10; i++)); do
+	local pid=$1 end=$((SECONDS + $2))
+	# Bounded by the clock: under TCG each `sleep` costs a third of a second.
+	while [ "$SECONDS" -lt "$end" ]; do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
@@ -290,7 +291,8 @@ wait_or_dump() {
 	echo "the reader under injection still runs after $2 s: state $(awk '{ print $3 }' "/proc/$pid/stat"), wchan $(cat "/proc/$pid/wchan"), kernel stack:"
 	sed 's/^/    /' "/proc/$pid/stack"
 	fi_rates 0 0
-	for ((i = 0; i < 300; i++)); do
+	end=$((SECONDS + 30))
+	while [ "$SECONDS" -lt "$end" ]; do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
