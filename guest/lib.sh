@@ -150,6 +150,13 @@ add_records() {
 	rm -rf "$d"
 }
 
+# prefix_of A B: file A is a prefix of file B.
+prefix_of() {
+	local n
+	n=$(stat -c %s "$1")
+	[ "$n" -le "$(stat -c %s "$2")" ] && cmp -n "$n" "$1" "$2"
+}
+
 count() {
 	cat $IMA/runtime_measurements_count
 }
