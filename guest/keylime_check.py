@@ -1,24 +1,26 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
-"""Keylime's own verifier code on an ascii measurement list, offline.
+"""Keylime's own verifier code on ascii measurement lists, offline.
 
-    keylime_check.py --expect accept|reject --pcr BANK:HEX [--pcr BANK:HEX] LIST
+    keylime_check.py --pcr BANK:HEX [--pcr BANK:HEX] [--accept LIST]...
+                     [--reject LIST]...
 
-For each --pcr, calls keylime.ima.ima.process_measurement_list (the function
-Keylime's verifier runs on an agent's IMA list) with the lines of LIST, PCR 10
-of BANK as the quote would give it, that bank as the PCR hash algorithm, no
-agent state and no runtime policy: Keylime then replays the list against PCR
-10 (the PCR may match any prefix: the quote can lag the list) and checks each
-entry's template hash against its fields, with no allowlist. LIST must show
-sha1 template hashes (ascii_runtime_measurements): without a policy Keylime
-takes the list's hashes to be sha1, whatever the PCR bank.
+For each LIST and each --pcr, calls keylime.ima.ima.process_measurement_list
+(the function Keylime's verifier runs on an agent's IMA list) with the lines
+of LIST, PCR 10 of BANK as the quote would give it, that bank as the PCR hash
+algorithm, no agent state and no runtime policy: Keylime then replays the
+list against PCR 10 (the PCR may match any prefix: the quote can lag the
+list) and checks each entry's template hash against its fields, with no
+allowlist. A LIST must show sha1 template hashes (ascii_runtime_measurements):
+without a policy Keylime takes the list's hashes to be sha1, whatever the PCR
+bank. Keylime is imported once for all the lists (slow under emulation).
 
-Keylime's verdict per bank is printed with the ids of its failure events.
-"accepted": no event but "tomtou" ones (Keylime adds one per violation
-record, whose template hash it cannot check); "rejected": an
+Keylime's verdict per list and bank is printed with the ids of its failure
+events. "accepted": no event but "tomtou" ones (Keylime adds one per
+violation record, whose template hash it cannot check); "rejected": an
 "ima.pcr_mismatch" event, the list does not replay to PCR 10. Exit 0 when
-every bank's verdict is the expected one, 1 otherwise, 2 on bad arguments or
-if keylime cannot be imported.
+every verdict is the expected one (--accept or --reject), 1 otherwise, 2 on
+bad arguments or if keylime cannot be imported.
 """
 import argparse
 import logging
@@ -43,10 +45,12 @@ def verdict(failure):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--expect", choices=("accept", "reject"), required=True)
     parser.add_argument("--pcr", action="append", required=True, metavar="BANK:HEX")
-    parser.add_argument("list")
+    parser.add_argument("--accept", action="append", default=[], metavar="LIST")
+    parser.add_argument("--reject", action="append", default=[], metavar="LIST")
     args = parser.parse_args()
+    if not args.accept and not args.reject:
+        parser.error("no list: give --accept LIST or --reject LIST")
     pcrs = []
     for item in args.pcr:
         bank, _, value = item.partition(":")
@@ -69,18 +73,20 @@ def main():
         from importlib import metadata
         version = metadata.version("keylime")
 
-    with open(args.list, encoding="utf-8") as f:
-        lines = f.read().split("\n")
-    entries = sum(1 for line in lines if line)
-    want = "accepted" if args.expect == "accept" else "rejected"
     ok = True
-    for bank, value in pcrs:
-        _, failure = ima.process_measurement_list(
-            None, lines, runtime_policy=None, pcrval=value, hash_alg=Hash(bank))
-        got, ids = verdict(failure)
-        print(f"keylime {version} {bank}: {got} ({entries} entries of {args.list}; "
-              f"events: {ids})")
-        ok &= got == want
+    expected = [(path, "accepted") for path in args.accept]
+    expected += [(path, "rejected") for path in args.reject]
+    for path, want in expected:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().split("\n")
+        entries = sum(1 for line in lines if line)
+        for bank, value in pcrs:
+            _, failure = ima.process_measurement_list(
+                None, lines, runtime_policy=None, pcrval=value, hash_alg=Hash(bank))
+            got, ids = verdict(failure)
+            print(f"keylime {version} {bank}: {got} ({entries} entries of {path}; "
+                  f"events: {ids})")
+            ok &= got == want
     return 0 if ok else 1
 
 
