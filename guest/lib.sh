@@ -4,7 +4,9 @@
 
 IMA=/sys/kernel/security/ima
 GUESTDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-SCRATCH=/tmp/ima-rs    # tmpfs: the tcb policy does not measure it
+# The guest's /tmp is an overlay (vng), which the tcb policy measures:
+# root's reads of files here add records (a tmpfs mounted on it does not).
+SCRATCH=/tmp/ima-rs
 mkdir -p "$SCRATCH"
 # What the scripts of this boot deleted, in order (sha1 and sha256 lists):
 # it comes before anything a later script saves when PCR 10 is replayed.
