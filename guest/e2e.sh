@@ -42,6 +42,10 @@ stage_save_delete() {
 	cat "$SCRATCH/saved.sha1" >>"$DELETED.sha1"
 	cat "$SCRATCH/saved.sha256" >>"$DELETED.sha256"
 	echo "staged and saved $(python3 "$GUESTDIR/replay.py" --bank sha1 "$SCRATCH/saved.sha1" | awk '{ print $3 }') records"
+	# What the current list holds now was added after A: its records name
+	# the files read meanwhile.
+	echo "current list after D ($(count) records):"
+	show $IMA/ascii_runtime_measurements
 	[ -s "$SCRATCH/saved.sha1" ] && [ "$(count)" -lt 5 ]
 }
 
