@@ -6,11 +6,11 @@
 # (guest/ima-bench.c). Adds go to one file on a ramfs (measured by the tcb
 # policy), rewritten with a new content per record.
 #   bench.sh RESULTS_DIR PATH(c|rust) ROUNDS SIZE...
-# With a TPM (swtpm) it measures only the rate of adds, whose every extend
-# is a TPM command: the rest is measured in boots without one (the list
-# work is the same; IMA still computes the sha1 and sha256 digests). With
-# ima_flush_htable there is no N, and no read is timed (the lists are the
-# same as without it).
+# With a TPM (swtpm) it measures the rate of adds, whose every extend is a
+# TPM command, and the memory per record (IMA keeps a digest per bank the
+# TPM allocates): everything else is measured in boots without one, where
+# lists fill a hundred times faster. With ima_flush_htable there is no N,
+# and no read is timed (the lists are the same as without it).
 # Every figure is a line "BENCH round=R n=SIZE METRIC VALUE", or
 # "BENCH round=R n=SIZE METRIC FAILED" when it could not be measured.
 RESULTS=$1
@@ -27,9 +27,11 @@ mode=tpm
 [ -e /dev/tpm0 ] || mode=notpm
 flush=n
 grep -qw ima_flush_htable /proc/cmdline && flush=y
-# The memory figures of a flushing boot have names of their own.
+# The figures of a flushing boot, and the memory figures of a boot with a
+# TPM, have names of their own.
 suffix=
 [ "$flush" = n ] || suffix=_flush
+[ "$mode" = notpm ] || suffix=_tpm
 rc=0
 
 # figure R N METRIC VALUE: one result line (VALUE empty: failed).
@@ -74,13 +76,20 @@ one_size() {
 	empty_list || { figure "$r" "$n" empty ""; return; }
 	settle
 	o0=$(object_bytes)
-	bench_run fill "$FILE" "$n" || { figure "$r" "$n" "adds_per_s_$mode$suffix" ""; return; }
-	figure "$r" "$n" "adds_per_s_$mode$suffix" "$(field per_second "$OUT")"
-	[ "$mode" = notpm ] || return
+	bench_run fill "$FILE" "$n" || { figure "$r" "$n" "adds_per_s$suffix" ""; return; }
+	figure "$r" "$n" "adds_per_s$suffix" "$(field per_second "$OUT")"
 	settle
 	o1=$(object_bytes)
 	live=$(((o1 - o0) / n))
 	figure "$r" "$n" "live_bytes$suffix" "$live"
+	if [ "$mode" = tpm ]; then
+		staged=$(count)
+		empty_list || { figure "$r" "$n" deleted_bytes_tpm ""; return; }
+		settle
+		o2=$(object_bytes)
+		figure "$r" "$n" deleted_bytes_tpm "$(((o2 - o0 - $(count) * live) / staged))"
+		return
+	fi
 	for b in binary ascii; do
 		[ "$flush" = n ] || break
 		for s in 4096 65536; do
@@ -92,16 +101,15 @@ one_size() {
 		done
 	done
 	if ! bench_run stage "$FILE"; then
-		figure "$r" "$n" A_s ""
+		figure "$r" "$n" "A_s$suffix" ""
 		return
 	fi
 	while IFS= read -r line; do
 		case "$line" in
 		"CMD op="[AD]" "*)
-			[ "$flush" = n ] || continue
-			figure "$r" "$n" "$(field op "$line")_s" "$(field seconds "$line")"
-			figure "$r" "$n" "$(field op "$line")_worst_add_us" "$(field worst_add_us "$line")"
-			figure "$r" "$n" "$(field op "$line")_idle_worst_add_us" "$(field idle_worst_add_us "$line")"
+			figure "$r" "$n" "$(field op "$line")_s$suffix" "$(field seconds "$line")"
+			figure "$r" "$n" "$(field op "$line")_worst_add_us$suffix" "$(field worst_add_us "$line")"
+			figure "$r" "$n" "$(field op "$line")_idle_worst_add_us$suffix" "$(field idle_worst_add_us "$line")"
 			;;
 		"READ what=staged "*)
 			staged=$(field records "$line")
