@@ -33,8 +33,9 @@ use kernel::{
     xarray::{AllocKind, XArray},
 };
 
-/// Records freed per hold of the XArray lock.
-const FREE_BATCH: usize = 64;
+/// Records looked at or removed per hold of the XArray lock, which appends
+/// take too: a long cut is walked and freed without holding it for long.
+const BATCH: usize = 64;
 
 /// A list of records.
 ///
@@ -158,13 +159,19 @@ impl RecordList {
     /// Holding the command lock, the caller knows that no cut changes which
     /// records those are until it cuts them itself.
     pub(crate) fn front_size(&self, _commands: &CommandGuard<'_>, n: usize) -> Option<usize> {
-        let rcu = rcu::read_lock();
-        if n > self.len() {
+        let head = self.head.load(Acquire);
+        let end = head.checked_add(n)?;
+        if end > self.tail.load(Acquire) {
             return None;
         }
-        Some(self.iter(&rcu).take(n).fold(0, |size: usize, entry| {
-            size.saturating_add(entry.binary_size())
-        }))
+        let mut size: usize = 0;
+        for start in (head..end).step_by(BATCH) {
+            let records = self.records.lock();
+            for index in start..end.min(start.saturating_add(BATCH)) {
+                size = size.saturating_add(records.get(index)?.binary_size());
+            }
+        }
+        Some(size)
     }
 
     /// Cuts the first `n` records, of `size` bytes, off the list in O(1), or
@@ -212,14 +219,16 @@ impl Cut<'_> {
             return;
         }
         rcu::synchronize_rcu();
-        for chunk_start in positions.clone().step_by(FREE_BATCH) {
-            let chunk_end = positions.end.min(chunk_start.saturating_add(FREE_BATCH));
-            // The XArray lock is taken per batch: a long list is freed
-            // without holding it for long.
+        let mut batch: [Option<Record>; BATCH] = [const { None }; BATCH];
+        for start in positions.clone().step_by(BATCH) {
+            let chunk = start..positions.end.min(start.saturating_add(BATCH));
             let mut records = self.list.records.lock();
-            for index in chunk_start..chunk_end {
-                drop(records.remove(index));
+            for (slot, index) in batch.iter_mut().zip(chunk) {
+                *slot = records.remove(index);
             }
+            drop(records);
+            // Freed with the XArray lock released.
+            batch.iter_mut().for_each(|slot| drop(slot.take()));
         }
     }
 }
