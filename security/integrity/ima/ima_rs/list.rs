@@ -7,8 +7,9 @@
 //! record at a position, which every `read()` of a measurement file does
 //! first, is a lookup instead of a walk from the head of a linked list, and
 //! cutting the first N records or all of them only moves `head`: the records
-//! cut off are freed later, outside the extend lock, by [`Cut::free`].
-//! Positions are never reused.
+//! cut off are freed later, outside the extend lock, by [`Cut::free`], which
+//! takes their bytes off the list's binary size as it frees them. Nothing
+//! walks the records to cut them. Positions are never reused.
 //!
 //! Appending and cutting take the extend lock's guard, so that they are
 //! ordered with each other and with the TPM extend. Readers take nothing but
@@ -20,7 +21,7 @@
 
 use crate::{
     entry::{Record, TemplateEntry},
-    queue::{CommandGuard, ExtendGuard},
+    queue::ExtendGuard,
 };
 use core::ops::Range;
 use kernel::{
@@ -33,8 +34,8 @@ use kernel::{
     xarray::{AllocKind, XArray},
 };
 
-/// Records looked at or removed per hold of the XArray lock, which appends
-/// take too: a long cut is walked and freed without holding it for long.
+/// Records removed per hold of the XArray lock, which appends take too: a
+/// long cut is freed without holding it for long.
 const BATCH: usize = 64;
 
 /// A list of records.
@@ -48,7 +49,8 @@ const BATCH: usize = 64;
 /// - A record leaves `records` only in [`Cut::free`], after an RCU
 ///   grace period that started after it was cut off.
 /// - While the extend lock is free, `size` is the sum of
-///   [`TemplateEntry::binary_size`] over `[head, tail)`.
+///   [`TemplateEntry::binary_size`] over `[head, tail)` and over the records
+///   that a [`Cut`] still holds.
 #[pin_data]
 pub(crate) struct RecordList {
     #[pin]
@@ -63,7 +65,8 @@ pub(crate) struct RecordList {
 /// # Invariants
 ///
 /// Every position in `positions` is below `list.head`, and no other `Cut`
-/// holds it.
+/// holds it. The records at these positions are still in `list.records`,
+/// and their sizes still in `list.size`.
 #[must_use = "the records cut off are freed by Cut::free"]
 pub(crate) struct Cut<'a> {
     list: &'a RecordList,
@@ -124,8 +127,7 @@ impl RecordList {
             }
             Err(e) => return Err((e.error, e.value)),
         }
-        self.size
-            .store(self.size.load(Relaxed).saturating_add(size), Relaxed);
+        self.size.add(size, Relaxed);
         // INVARIANT: The slot at `tail` is filled before `tail` moves past
         // it; the release pairs with the acquire in `len()` and `get()`.
         self.tail.store(tail + 1, Release);
@@ -155,33 +157,9 @@ impl RecordList {
         (0..).map_while(move |pos| self.get(rcu, pos))
     }
 
-    /// Binary size of the first `n` records, or `None` if there are fewer.
-    /// Holding the command lock, the caller knows that no cut changes which
-    /// records those are until it cuts them itself.
-    pub(crate) fn front_size(&self, _commands: &CommandGuard<'_>, n: usize) -> Option<usize> {
-        let head = self.head.load(Acquire);
-        let end = head.checked_add(n)?;
-        if end > self.tail.load(Acquire) {
-            return None;
-        }
-        let mut size: usize = 0;
-        for start in (head..end).step_by(BATCH) {
-            let records = self.records.lock();
-            for index in start..end.min(start.saturating_add(BATCH)) {
-                size = size.saturating_add(records.get(index)?.binary_size());
-            }
-        }
-        Some(size)
-    }
-
-    /// Cuts the first `n` records, of `size` bytes, off the list in O(1), or
-    /// none if there are fewer.
-    pub(crate) fn cut_front(
-        &self,
-        _extend: &ExtendGuard<'_>,
-        n: usize,
-        size: usize,
-    ) -> Option<Cut<'_>> {
+    /// Cuts the first `n` records off the list in O(1), or none if there
+    /// are fewer.
+    pub(crate) fn cut_front(&self, _extend: &ExtendGuard<'_>, n: usize) -> Option<Cut<'_>> {
         let head = self.head.load(Relaxed);
         let len = self.tail.load(Acquire).checked_sub(head)?;
         if n > len {
@@ -189,10 +167,9 @@ impl RecordList {
         }
         // Under the extend lock nothing else moves `head`; were it moved
         // meanwhile, cutting nothing keeps every position in one cut only.
-        // INVARIANT: `n <= tail - head`, so `head + n <= tail`.
+        // INVARIANT: `n <= tail - head`, so `head + n <= tail`; the records
+        // cut off stay in `size` until the cut frees them.
         self.head.cmpxchg(head, head + n, Release).ok()?;
-        self.size
-            .store(self.size.load(Relaxed).saturating_sub(size), Relaxed);
         Some(Cut {
             list: self,
             positions: head..head + n,
@@ -201,8 +178,7 @@ impl RecordList {
 
     /// Cuts every record off the list in O(1); see [`RecordList::cut_front`].
     pub(crate) fn cut_all(&self, extend: &ExtendGuard<'_>) -> Cut<'_> {
-        let size = self.binary_size();
-        self.cut_front(extend, self.len(), size).unwrap_or(Cut {
+        self.cut_front(extend, self.len()).unwrap_or(Cut {
             list: self,
             positions: 0..0,
         })
@@ -212,7 +188,7 @@ impl RecordList {
 impl Cut<'_> {
     /// Frees the records cut off, without the extend lock, once every
     /// reader that could have found them has left its RCU read-side
-    /// critical section.
+    /// critical section, and takes their bytes off the list's binary size.
     pub(crate) fn free(self) {
         let positions = self.positions;
         if positions.is_empty() {
@@ -228,7 +204,12 @@ impl Cut<'_> {
             }
             drop(records);
             // Freed with the XArray lock released.
-            batch.iter_mut().for_each(|slot| drop(slot.take()));
+            let mut size: usize = 0;
+            for record in batch.iter_mut().filter_map(Option::take) {
+                size = size.saturating_add(record.binary_size());
+            }
+            // INVARIANT: These records are no longer held by the cut.
+            self.list.size.fetch_sub(size, Relaxed);
         }
     }
 }

@@ -30,32 +30,20 @@ pub(crate) struct Queue {
     suspended: bool,
 }
 
-/// What the command lock protects: the right to cut a list.
-pub(crate) struct Commands(());
-
 /// Proof that the extend lock is held: lists are appended to and cut
 /// only with it.
 pub(crate) type ExtendGuard<'a> = Guard<'a, Queue, MutexBackend>;
-
-/// Proof that the command lock is held: no other command cuts a list.
-pub(crate) type CommandGuard<'a> = Guard<'a, Commands, MutexBackend>;
 
 /// Everything the queue owns, allocated once by [`init`] and never freed.
 ///
 /// # Invariants
 ///
 /// `second_is_current` says which list is the current one; the other one is
-/// the staged list. It changes only with both locks held.
+/// the staged list. It changes only with the extend lock held.
 #[pin_data]
 pub(crate) struct State {
     #[pin]
     queue: Mutex<Queue>,
-    /// Orders the commands (stage, delete) with each other, so that the
-    /// cut point of a delete, found without the extend lock, still holds
-    /// when the cut is made. The open mediation admits a single writer
-    /// task, but threads sharing its file could write at the same time.
-    #[pin]
-    commands: Mutex<Commands>,
     /// The open measurement files; a lock of its own, as in C, so that
     /// opening never waits for a TPM extend.
     #[pin]
@@ -119,7 +107,6 @@ impl State {
                 table: DigestTable::new(),
                 suspended: false,
             }),
-            commands <- new_mutex!(Commands(())),
             users <- new_mutex!(Users::new()),
             first <- RecordList::new(),
             second <- RecordList::new(),
@@ -220,7 +207,6 @@ impl State {
     /// Stages the whole current list (`A`) in O(1): the current list
     /// becomes the staged one and the empty staged list the current one.
     pub(crate) fn stage(&self) -> Result {
-        let _commands = self.commands.lock();
         let queue = self.queue.lock();
         let (staged, current) = self.lists();
         if !staged.is_empty() {
@@ -232,7 +218,7 @@ impl State {
         if queue.suspended {
             return Err(EACCES);
         }
-        // INVARIANT: Both locks are held.
+        // INVARIANT: The extend lock is held.
         let second_is_current = self.second_is_current.load(Relaxed);
         self.second_is_current.store(!second_is_current, Release);
         Ok(())
@@ -242,7 +228,6 @@ impl State {
     /// lock, freed after it. With `flush` the digest table is replaced by an
     /// empty one as well, so that deleted events can be recorded again.
     pub(crate) fn delete_staged(&self, flush: bool) -> Result {
-        let _commands = self.commands.lock();
         let mut queue = self.queue.lock();
         let staged = self.staged();
         if staged.is_empty() {
@@ -260,20 +245,18 @@ impl State {
     }
 
     /// Deletes the first `n` records of the current list (`N`), or none
-    /// if it holds fewer (`ENOENT`).
-    ///
-    /// The cut point is found without the extend lock (only appends can
-    /// happen meanwhile: no other command runs); the cut itself is O(1)
-    /// under it.
+    /// if it holds fewer (`ENOENT`): cut in O(1) under the extend lock,
+    /// freed after it.
     pub(crate) fn delete_current_front(&self, n: usize) -> Result {
-        let commands = self.commands.lock();
-        let current = self.current();
-        let size = current.front_size(&commands, n).ok_or(ENOENT)?;
         let queue = self.queue.lock();
+        let current = self.current();
+        if n > current.len() {
+            return Err(ENOENT);
+        }
         if queue.suspended {
             return Err(ESTALE);
         }
-        let cut = current.cut_front(&queue, n, size).ok_or(ENOENT)?;
+        let cut = current.cut_front(&queue, n).ok_or(ENOENT)?;
         drop(queue);
         cut.free();
         Ok(())
@@ -486,9 +469,9 @@ mod tests {
     /// Records the racing appender adds.
     const RACE_ADDS: u8 = 200;
 
-    /// Delete-N runs while a work item appends: the cut point is found
-    /// without the extend lock, so appends land meanwhile, and none may be
-    /// lost or cut twice.
+    /// Delete-N runs while a work item appends: the appends land in the
+    /// XArray that the cut records are removed from, and none may be lost
+    /// or cut twice, nor their bytes miscounted.
     #[test]
     fn delete_first_n_racing_append() -> Result {
         let state = Arc::pin_init(State::new(), GFP_KERNEL)?;
