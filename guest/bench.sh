@@ -3,6 +3,7 @@
 # Guest side of scripts/bench: for each round and list size, kernel memory
 # per live and per deleted record, whole-list read times, and the times of
 # A, the read of _staged, D and N with the worst add latency during each
+# and, to compare it with, the worst of as many adds right after each
 # (guest/ima-bench.c). Adds go to one file on a ramfs (measured by the tcb
 # policy), rewritten with a new content per record.
 #   bench.sh RESULTS_DIR PATH(c|rust) ROUNDS SIZE...
@@ -112,6 +113,7 @@ one_size() {
 			figure "$r" "$n" "$(field op "$line")_s$suffix" "$(field seconds "$line")"
 			figure "$r" "$n" "$(field op "$line")_worst_add_us$suffix" "$(field worst_add_us "$line")"
 			figure "$r" "$n" "$(field op "$line")_idle_worst_add_us$suffix" "$(field idle_worst_add_us "$line")"
+			figure "$r" "$n" "$(field op "$line")_after_worst_add_us$suffix" "$(field after_worst_add_us "$line")"
 			;;
 		"READ what=staged "*)
 			staged=$(field records "$line")
@@ -137,6 +139,7 @@ one_size() {
 		figure "$r" "$n" N_s "$(field seconds "$line")"
 		figure "$r" "$n" N_worst_add_us "$(field worst_add_us "$line")"
 		figure "$r" "$n" N_idle_worst_add_us "$(field idle_worst_add_us "$line")"
+		figure "$r" "$n" N_after_worst_add_us "$(field after_worst_add_us "$line")"
 	else
 		figure "$r" "$n" N_s ""
 	fi

@@ -193,14 +193,22 @@ static void read_to_end(int fd, const char *what, size_t bufsize)
 struct adder {
 	const char *file;
 	unsigned long long cmd_start, cmd_end;
-	unsigned long adds, during;
-	unsigned long long worst_during, worst_before;
+	unsigned long adds, during, after;
+	unsigned long long worst_during, worst_before, worst_after;
 };
+
+/* Adds before the command, and at least as many after it. */
+#define IDLE_ADDS 20
 
 #define LOAD(x) __atomic_load_n(&(x), __ATOMIC_ACQUIRE)
 #define STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELEASE)
 
-/* Adds until one starts after the command ended. */
+/*
+ * Adds until the command has ended and as many adds as overlapped it (at
+ * least IDLE_ADDS) have run after it: the worst of those is the worst add
+ * of a window of the same size without a command, which the worst add
+ * during the command is to be compared with.
+ */
 static void *adder_thread(void *arg)
 {
 	struct adder *a = arg;
@@ -218,10 +226,14 @@ static void *adder_thread(void *arg)
 			a->during++;
 			if (lat > a->worst_during)
 				a->worst_during = lat;
+		} else if (end && s >= end) {
+			a->after++;
+			if (lat > a->worst_after)
+				a->worst_after = lat;
 		} else if (!start && lat > a->worst_before) {
 			a->worst_before = lat;
 		}
-	} while (!end || s <= end);
+	} while (!end || a->after < (a->during > IDLE_ADDS ? a->during : IDLE_ADDS));
 	return NULL;
 }
 
@@ -240,7 +252,7 @@ static void timed_command(const char *file, int fd, const char *name,
 	if (pthread_create(&th, NULL, adder_thread, &a))
 		die("pthread_create");
 	/* Some adds before, for the latency of an add with no command. */
-	while (LOAD(a.adds) < 20)
+	while (LOAD(a.adds) < IDLE_ADDS)
 		usleep(1000);
 	t0 = now_ns();
 	STORE(a.cmd_start, t0);
@@ -250,9 +262,9 @@ static void timed_command(const char *file, int fd, const char *name,
 	if (n != (ssize_t)strlen(cmd))
 		die("%s: write returned %zd (%s)", name, n, strerror(errno));
 	pthread_join(th, NULL);
-	printf("CMD op=%s seconds=%.6f adds_during=%lu worst_add_us=%.0f idle_worst_add_us=%.0f\n",
+	printf("CMD op=%s seconds=%.6f adds_during=%lu worst_add_us=%.0f idle_worst_add_us=%.0f adds_after=%lu after_worst_add_us=%.0f\n",
 	       name, (t1 - t0) / 1e9, a.during, a.worst_during / 1e3,
-	       a.worst_before / 1e3);
+	       a.worst_before / 1e3, a.after, a.worst_after / 1e3);
 }
 
 static int open_writer(const char *path)
