@@ -505,9 +505,11 @@ void *ima_list_seq_next(bool staged, void *v, loff_t pos)
 	return (&qe->later == ima_list_head(staged)) ? NULL : qe;
 }
 
-struct ima_template_entry *ima_list_seq_entry(void *v)
+int ima_list_seq_show(struct seq_file *m, void *v,
+		      int (*show)(struct seq_file *m,
+				  struct ima_template_entry *e))
 {
-	return ((struct ima_queue_entry *)v)->entry;
+	return show(m, ((struct ima_queue_entry *)v)->entry);
 }
 
 int ima_list_open_file(bool write)

@@ -1,35 +1,142 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * What the Rust measurement list (ima_rs.rs) reads of a C
- * struct ima_template_entry, and how it writes one into the kexec buffer.
+ * The C side of a record of the Rust measurement list (ima_rs.rs): its
+ * layout, built from a C struct ima_template_entry when the record is added
+ * or restored, what Rust reads of it, and the view of it that IMA's
+ * formatting code is handed.
  * Built with the crate, under CONFIG_IMA_STAGING_RUST.
  */
 
 #include <kunit/visibility.h>
 #include <linux/seq_file.h>
 #include <linux/slab.h>
+#include <linux/unaligned.h>
 #include "../ima.h"
 
-/**
- * ima_rs_entry_pcr - the PCR a record extends
- * @entry: the record
- *
- * Return: the PCR index.
+/*
+ * Digest slots an entry can have: one per TPM bank, and SHA-1 and IMA's
+ * algorithm when no bank has them (ima_init_crypto()).
  */
-u32 ima_rs_entry_pcr(const struct ima_template_entry *entry)
+#define IMA_RS_SLOTS_MAX (TPM2_MAX_PCR_BANKS + 2)
+
+/**
+ * struct ima_rs_record - a measurement record of the Rust list
+ * @desc: its template
+ * @pcr: the PCR it extends
+ * @template_data_len: the length of its template data in the binary list
+ * @data: the digest of each slot of ima_algo_array, of the slot's
+ *	digest_size bytes, then each template field's length (u32, unaligned)
+ *	and data
+ *
+ * One allocation holds everything the lists serve; an entry made by
+ * ima_alloc_init_template() or restored from kexec is freed once copied.
+ */
+struct ima_rs_record {
+	struct ima_template_desc *desc;
+	u32 pcr;
+	u32 template_data_len;
+	u8 data[];
+};
+
+static unsigned int ima_rs_num_slots(void)
 {
-	return entry->pcr;
+	return NR_BANKS(ima_tpm_chip) + ima_extra_slots;
+}
+
+/* The bytes of the digests at the start of a record's data. */
+static size_t ima_rs_digests_size(void)
+{
+	unsigned int i;
+	size_t size = 0;
+
+	for (i = 0; i < ima_rs_num_slots(); i++)
+		size += ima_algo_array[i].digest_size;
+	return size;
 }
 
 /**
- * ima_rs_entry_digest - a record's template digest in IMA's algorithm
- * @entry: the record
+ * ima_rs_record_new - copy an entry into a record of the Rust list
+ * @entry: the entry, left to its owner
+ *
+ * Return: the record, to be freed with ima_rs_record_free(), or NULL if out
+ * of memory.
+ */
+struct ima_rs_record *ima_rs_record_new(const struct ima_template_entry *entry)
+{
+	const struct ima_template_desc *desc = entry->template_desc;
+	size_t size = ima_rs_digests_size();
+	struct ima_rs_record *r;
+	unsigned int i;
+	u8 *p;
+
+	for (i = 0; i < desc->num_fields; i++)
+		size += sizeof(u32) + entry->template_data[i].len;
+
+	r = kmalloc(struct_size(r, data, size), GFP_KERNEL);
+	if (!r)
+		return NULL;
+
+	r->desc = entry->template_desc;
+	r->pcr = entry->pcr;
+	r->template_data_len = entry->template_data_len;
+	p = r->data;
+	for (i = 0; i < ima_rs_num_slots(); i++) {
+		memcpy(p, entry->digests[i].digest,
+		       ima_algo_array[i].digest_size);
+		p += ima_algo_array[i].digest_size;
+	}
+	for (i = 0; i < desc->num_fields; i++) {
+		const struct ima_field_data *field = &entry->template_data[i];
+
+		put_unaligned(field->len, (u32 *)p);
+		p += sizeof(u32);
+		memcpy(p, field->data, field->len);
+		p += field->len;
+	}
+	return r;
+}
+
+/**
+ * ima_rs_record_free - free a record
+ * @r: the record, or NULL
+ */
+void ima_rs_record_free(struct ima_rs_record *r)
+{
+	kfree(r);
+}
+
+/**
+ * ima_rs_record_pcr - the PCR a record extends
+ * @r: the record
+ *
+ * Return: the PCR index.
+ */
+u32 ima_rs_record_pcr(const struct ima_rs_record *r)
+{
+	return r->pcr;
+}
+
+/* The digest of a record in the slot @idx of ima_algo_array. */
+static const u8 *ima_rs_record_slot(const struct ima_rs_record *r,
+				    unsigned int idx)
+{
+	const u8 *p = r->data;
+	unsigned int i;
+
+	for (i = 0; i < idx; i++)
+		p += ima_algo_array[i].digest_size;
+	return p;
+}
+
+/**
+ * ima_rs_record_digest - a record's template digest in IMA's algorithm
+ * @r: the record
  *
  * Return: ima_rs_digest_size() bytes, valid as long as the record.
  */
-const u8 *ima_rs_entry_digest(const struct ima_template_entry *entry)
+const u8 *ima_rs_record_digest(const struct ima_rs_record *r)
 {
-	return entry->digests[ima_hash_algo_idx].digest;
+	return ima_rs_record_slot(r, ima_hash_algo_idx);
 }
 
 /**
@@ -43,8 +150,82 @@ size_t ima_rs_digest_size(void)
 }
 
 /**
- * ima_rs_entry_to_binary - write a record in the binary list format
- * @entry: the record
+ * ima_rs_record_binary_size - bytes of a record in the binary list
+ * @r: the record
+ *
+ * Return: the size in bytes, as in the kexec buffer.
+ */
+size_t ima_rs_record_binary_size(const struct ima_rs_record *r)
+{
+	const struct ima_template_entry e = {
+		.template_desc = r->desc,
+		.template_data_len = r->template_data_len,
+	};
+
+	return ima_entry_binary_size(&e);
+}
+
+/*
+ * ima_rs_record_show - hand a record to IMA's formatting code
+ * @m: the seq_file written
+ * @r: the record
+ * @show: the formatting
+ *
+ * @show gets a C entry on the stack whose fields point into @r and whose
+ * digests are copied from it: what the formatting reads of an entry.
+ *
+ * Return: what @show returns.
+ */
+static int ima_rs_record_show(struct seq_file *m,
+			      const struct ima_rs_record *r,
+			      int (*show)(struct seq_file *m,
+					  struct ima_template_entry *e))
+{
+	DEFINE_RAW_FLEX(struct ima_template_entry, view, template_data,
+			IMA_TEMPLATE_NUM_FIELDS_MAX);
+	struct tpm_digest digests[IMA_RS_SLOTS_MAX];
+	const u8 *p = r->data;
+	unsigned int i;
+
+	if (WARN_ON_ONCE(ima_rs_num_slots() > IMA_RS_SLOTS_MAX ||
+			 r->desc->num_fields > IMA_TEMPLATE_NUM_FIELDS_MAX))
+		return -EINVAL;
+
+	for (i = 0; i < ima_rs_num_slots(); i++) {
+		memcpy(digests[i].digest, p, ima_algo_array[i].digest_size);
+		p += ima_algo_array[i].digest_size;
+	}
+	for (i = 0; i < r->desc->num_fields; i++) {
+		view->template_data[i].len = get_unaligned((const u32 *)p);
+		p += sizeof(u32);
+		view->template_data[i].data = (u8 *)p;
+		p += view->template_data[i].len;
+	}
+	view->pcr = r->pcr;
+	view->digests = digests;
+	view->template_desc = r->desc;
+	view->template_data_len = r->template_data_len;
+	return show(m, view);
+}
+
+/**
+ * ima_list_seq_show - format the record of a cursor
+ * @m: the seq_file written
+ * @v: a cursor: a record
+ * @show: the formatting
+ *
+ * Return: what @show returns.
+ */
+int ima_list_seq_show(struct seq_file *m, void *v,
+		      int (*show)(struct seq_file *m,
+				  struct ima_template_entry *e))
+{
+	return ima_rs_record_show(m, v, show);
+}
+
+/**
+ * ima_rs_record_to_binary - write a record in the binary list format
+ * @r: the record
  * @buf: where to write it
  * @len: bytes available at @buf
  *
@@ -53,19 +234,19 @@ size_t ima_rs_digest_size(void)
  * Return: the bytes written, or -EINVAL unless the record takes fewer than
  * @len bytes (a seq_file counts a full buffer as overflowed).
  */
-ssize_t ima_rs_entry_to_binary(const struct ima_template_entry *entry,
-			       void *buf, size_t len)
+ssize_t ima_rs_record_to_binary(const struct ima_rs_record *r, void *buf,
+				size_t len)
 {
 	struct seq_file m = { .buf = buf, .size = len };
 
-	ima_measurements_show_entry(&m, (struct ima_template_entry *)entry);
-	if (seq_has_overflowed(&m))
+	if (ima_rs_record_show(&m, r, ima_measurements_show_entry) < 0 ||
+	    seq_has_overflowed(&m))
 		return -EINVAL;
 	return m.count;
 }
 
 /**
- * ima_rs_test_entry - a record for the Rust list's KUnit tests
+ * ima_rs_test_entry - an entry for the Rust list's KUnit tests
  * @pcr: its PCR
  * @fill: the value of every byte of its digests in IMA's algorithm and in
  *	SHA-1
@@ -74,7 +255,7 @@ ssize_t ima_rs_entry_to_binary(const struct ima_template_entry *entry,
  * Compiled in every build, so that it keeps compiling; it is static, and
  * unused, without KUnit.
  *
- * Return: the record, or NULL if out of memory.
+ * Return: the entry, or NULL if out of memory.
  */
 VISIBLE_IF_KUNIT __maybe_unused struct ima_template_entry *
 ima_rs_test_entry(u32 pcr, u8 fill, u32 data_len)

@@ -27,7 +27,7 @@ mod table;
 #[cfg(CONFIG_KUNIT = "y")]
 mod testing;
 
-use entry::TemplateEntry;
+use entry::{free_entry, Record, RecordData, TemplateEntry};
 use queue::State;
 
 extern "C" {
@@ -57,11 +57,12 @@ extern "C" fn ima_list_init() -> c_int {
     })
 }
 
-/// Adds a measurement record and extends its PCR; see [`State::add`].
+/// Adds a measurement record, copied from `entry`, and extends its PCR; see
+/// [`State::add`].
 ///
-/// Returns 0 with the TPM's result in `*tpm_result`, or `-ENODEV`
-/// (measurement suspended), `-EEXIST` (known digest) or `-ENOMEM`, in which
-/// cases the caller still owns `entry`.
+/// Returns 0 with the TPM's result in `*tpm_result`, having freed `entry`,
+/// or `-ENODEV` (measurement suspended), `-EEXIST` (known digest) or
+/// `-ENOMEM`, in which cases the caller still owns `entry`.
 ///
 /// # Safety
 ///
@@ -76,21 +77,26 @@ unsafe extern "C" fn ima_list_add(
     from_result(|| {
         let state = queue::state().ok_or(ENODEV)?;
         let entry = NonNull::new(entry).ok_or(EINVAL)?;
-        // SAFETY: The record is in the current list, which no one can cut
-        // while `add` holds the extend lock.
+        // SAFETY: The caller passes a valid entry, which stays valid until
+        // it is freed below.
+        let record = Record::new(unsafe { entry.as_ref() })?;
+        // SAFETY: As above, the entry is valid during `add`.
         let extend = || unsafe { ima_extend_pcr(entry.as_ptr(), violation) };
         let use_table = !cfg!(CONFIG_IMA_DISABLE_HTABLE);
-        // SAFETY: The caller passes a valid entry that it owns.
-        let tpm = unsafe { state.add(entry, violation, use_table, extend) }?;
+        let tpm = state.add(record, violation, use_table, extend)?;
         // SAFETY: The caller passes a pointer valid for writes.
         unsafe { tpm_result.write(tpm) };
+        // SAFETY: The caller gave up the entry, copied into the list.
+        unsafe { free_entry(entry) };
         Ok(0)
     })
 }
 
-/// Appends a record restored from the previous kernel's kexec buffer.
+/// Appends a record restored from the previous kernel's kexec buffer,
+/// copied from `entry`.
 ///
-/// Returns 0, or a negative errno and the caller still owns `entry`.
+/// Returns 0, having freed `entry`, or a negative errno and the caller
+/// still owns `entry`.
 ///
 /// # Safety
 ///
@@ -100,8 +106,10 @@ unsafe extern "C" fn ima_list_restore(entry: *mut TemplateEntry) -> c_int {
     from_result(|| {
         let state = queue::state().ok_or(ENODEV)?;
         let entry = NonNull::new(entry).ok_or(EINVAL)?;
-        // SAFETY: The caller passes a valid entry that it owns.
-        unsafe { state.restore(entry) }?;
+        // SAFETY: The caller passes a valid entry.
+        state.restore(Record::new(unsafe { entry.as_ref() })?)?;
+        // SAFETY: The caller gave up the entry, copied into the list.
+        unsafe { free_entry(entry) };
         Ok(0)
     })
 }
@@ -137,7 +145,7 @@ extern "C" fn ima_list_binary_size(list: u32) -> c_ulong {
 /// seq_file readers, or NULL past the end. The caller holds
 /// `rcu_read_lock()` for as long as it uses the record.
 #[no_mangle]
-extern "C" fn ima_list_seq_start(staged: bool, pos: i64) -> *mut TemplateEntry {
+extern "C" fn ima_list_seq_start(staged: bool, pos: i64) -> *mut RecordData {
     let (Some(state), Ok(pos)) = (queue::state(), usize::try_from(pos)) else {
         return core::ptr::null_mut();
     };
@@ -149,22 +157,16 @@ extern "C" fn ima_list_seq_start(staged: bool, pos: i64) -> *mut TemplateEntry {
     // Nested in the caller's: the record stays valid until the caller's
     // read-side critical section ends.
     let rcu = rcu::read_lock();
-    list.get(&rcu, pos).map_or(core::ptr::null_mut(), |entry| {
-        core::ptr::from_ref(entry).cast_mut()
+    list.get(&rcu, pos).map_or(core::ptr::null_mut(), |record| {
+        core::ptr::from_ref(record).cast_mut()
     })
 }
 
 /// The record after `_prev`, at position `pos`: looked up by position like
 /// the first, see [`ima_list_seq_start`].
 #[no_mangle]
-extern "C" fn ima_list_seq_next(staged: bool, _prev: *mut c_void, pos: i64) -> *mut TemplateEntry {
+extern "C" fn ima_list_seq_next(staged: bool, _prev: *mut c_void, pos: i64) -> *mut RecordData {
     ima_list_seq_start(staged, pos)
-}
-
-/// The record of a cursor: the cursors of this list are its records.
-#[no_mangle]
-extern "C" fn ima_list_seq_entry(cursor: *mut TemplateEntry) -> *mut TemplateEntry {
-    cursor
 }
 
 /// Admits an open of a measurement file by the current task, for writing

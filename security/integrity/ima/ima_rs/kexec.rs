@@ -11,15 +11,15 @@
 //! C formats each record (`ima_measurements_show()`, which also applies
 //! `ima_canonical_fmt` to the record's fields); the header is written here.
 
-use crate::{entry::TemplateEntry, queue::State};
+use crate::{entry::RecordData, queue::State};
 use core::mem::MaybeUninit;
 use kernel::prelude::*;
 
 extern "C" {
-    /// Writes `entry` in the binary format to the `len` bytes at `buf`
+    /// Writes `record` in the binary format to the `len` bytes at `buf`
     /// (`glue.c`). Returns the bytes written, or a negative errno if the
     /// record does not fit.
-    fn ima_rs_entry_to_binary(entry: *const TemplateEntry, buf: *mut u8, len: usize) -> isize;
+    fn ima_rs_record_to_binary(record: *const RecordData, buf: *mut u8, len: usize) -> isize;
 }
 
 /// Size of the header: version (u16), two reserved fields (u16, u32), the
@@ -65,13 +65,13 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    /// Appends `entry`, or fails with `EINVAL` if it does not fit.
-    fn put(&mut self, entry: &TemplateEntry) -> Result {
+    /// Appends `record`, or fails with `EINVAL` if it does not fit.
+    fn put(&mut self, record: &RecordData) -> Result {
         let room = self.buf.get_mut(self.len..).ok_or(EINVAL)?;
-        // SAFETY: `entry` is a valid entry, and `room` is valid for writes of
-        // `room.len()` bytes, which C writes without reading them.
+        // SAFETY: `record` is a valid record, and `room` is valid for writes
+        // of `room.len()` bytes, which C writes without reading them.
         let written =
-            unsafe { ima_rs_entry_to_binary(entry, room.as_mut_ptr().cast::<u8>(), room.len()) };
+            unsafe { ima_rs_record_to_binary(record, room.as_mut_ptr().cast::<u8>(), room.len()) };
         // INVARIANT: C wrote `written` bytes behind the first `len`.
         self.len += usize::try_from(written).map_err(|_| EINVAL)?;
         self.count += 1;
@@ -100,8 +100,8 @@ pub(crate) fn serialize(
     };
     let result = state.with_lists(|staged, current, rcu| {
         for list in [staged, current] {
-            for entry in list.iter(rcu) {
-                writer.put(entry)?;
+            for record in list.iter(rcu) {
+                writer.put(record)?;
             }
         }
         Ok(())
@@ -116,7 +116,7 @@ pub(crate) fn serialize(
 #[kunit_tests(ima_rs_kexec)]
 mod tests {
     use super::*;
-    use crate::testing::{add, add_entry, binary_size, new_state, SIZE};
+    use crate::testing::{add, add_record, binary_size, new_state, SIZE};
 
     /// Serializes `state` into a buffer of `len` bytes that starts out
     /// uninitialised, as the kexec buffer does; returns the bytes used, as a
@@ -156,10 +156,10 @@ mod tests {
     #[test]
     fn staged_then_current_byte_exact() -> Result {
         let state = new_state()?;
-        assert!(add_entry(&state, 10, 1, 3, false)?);
-        assert!(add_entry(&state, 11, 2, 0, false)?);
+        assert!(add_record(&state, 10, 1, 3, false)?);
+        assert!(add_record(&state, 11, 2, 0, false)?);
         assert_eq!(state.stage(), Ok(()));
-        assert!(add_entry(&state, 10, 3, 5, false)?);
+        assert!(add_record(&state, 10, 3, 5, false)?);
         // The reboot notifier suspends measurement before the dump.
         state.suspend();
 
@@ -193,7 +193,7 @@ mod tests {
         assert_eq!(records_size(&state), HEADER_LEN);
         assert_eq!(used(&state)?, HEADER_LEN);
         for fill in 1..=4u8 {
-            assert!(add_entry(&state, 10, fill, u32::from(fill), false)?);
+            assert!(add_record(&state, 10, fill, u32::from(fill), false)?);
         }
         let four = (1..=4).map(binary_size).sum::<usize>();
         assert_eq!(records_size(&state), HEADER_LEN + four);

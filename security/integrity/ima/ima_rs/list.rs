@@ -20,7 +20,7 @@
 //! the writers do meanwhile.
 
 use crate::{
-    entry::{Record, TemplateEntry},
+    entry::{Record, RecordData},
     queue::ExtendGuard,
 };
 use core::ops::Range;
@@ -49,7 +49,7 @@ const BATCH: usize = 64;
 /// - A record leaves `records` only in [`Cut::free`], after an RCU
 ///   grace period that started after it was cut off.
 /// - While the extend lock is free, `size` is the sum of
-///   [`TemplateEntry::binary_size`] over `[head, tail)` and over the records
+///   [`RecordData::binary_size`] over `[head, tail)` and over the records
 ///   that a [`Cut`] still holds.
 #[pin_data]
 pub(crate) struct RecordList {
@@ -106,14 +106,7 @@ impl RecordList {
     }
 
     /// Appends `record`.
-    ///
-    /// On failure the record is handed back, so that the caller can return
-    /// its ownership to C.
-    pub(crate) fn push(
-        &self,
-        _extend: &ExtendGuard<'_>,
-        record: Record,
-    ) -> Result<(), (Error, Record)> {
+    pub(crate) fn push(&self, _extend: &ExtendGuard<'_>, record: Record) -> Result {
         let tail = self.tail.load(Relaxed);
         let size = record.binary_size();
         match self.records.lock().store(tail, record, GFP_KERNEL) {
@@ -125,7 +118,7 @@ impl RecordList {
                 warn_on!(true);
                 core::mem::forget(replaced);
             }
-            Err(e) => return Err((e.error, e.value)),
+            Err(e) => return Err(e.error),
         }
         self.size.add(size, Relaxed);
         // INVARIANT: The slot at `tail` is filled before `tail` moves past
@@ -136,24 +129,24 @@ impl RecordList {
 
     /// The record at `pos` (counted from the first live record), valid as
     /// long as the RCU read-side critical section of `_rcu`.
-    pub(crate) fn get<'a>(&'a self, _rcu: &'a rcu::Guard, pos: usize) -> Option<&'a TemplateEntry> {
+    pub(crate) fn get<'a>(&'a self, _rcu: &'a rcu::Guard, pos: usize) -> Option<&'a RecordData> {
         let index = self.head.load(Acquire).checked_add(pos)?;
         if index >= self.tail.load(Acquire) {
             return None;
         }
-        let entry = core::ptr::from_ref(self.records.lock().get(index)?);
+        let record = core::ptr::from_ref(self.records.lock().get(index)?);
         // SAFETY: The record was in `records` during the RCU read-side
         // critical section of `_rcu`: by the type invariants it is freed only
         // after a grace period that starts once it is cut off, which ends
         // after that critical section does.
-        Some(unsafe { &*entry })
+        Some(unsafe { &*record })
     }
 
     /// The records, in order, including those appended while it runs.
     pub(crate) fn iter<'a>(
         &'a self,
         rcu: &'a rcu::Guard,
-    ) -> impl Iterator<Item = &'a TemplateEntry> + 'a {
+    ) -> impl Iterator<Item = &'a RecordData> + 'a {
         (0..).map_while(move |pos| self.get(rcu, pos))
     }
 

@@ -6,12 +6,11 @@
 
 use crate::{
     command::Command,
-    entry::{Record, TemplateEntry},
+    entry::Record,
     list::RecordList,
     mediation::{Users, Writer},
     table::{DigestTable, Slot},
 };
-use core::ptr::NonNull;
 use kernel::{
     new_mutex,
     prelude::*,
@@ -136,22 +135,17 @@ impl State {
         self.lists().0
     }
 
-    /// Adds `entry` to the current list and extends its PCR, atomically
+    /// Adds `record` to the current list and extends its PCR, atomically
     /// with respect to every other change of the queue. Unless it is a
     /// violation or `use_table` is off (`CONFIG_IMA_DISABLE_HTABLE`), a
     /// record whose digest is known for its PCR is refused.
     ///
     /// `extend` extends the PCR (the TPM's result is returned: the record
-    /// stays even if the extend failed, as in C). On success the list owns
-    /// `entry`; on failure the caller keeps it.
-    ///
-    /// # Safety
-    ///
-    /// `entry` must be a valid entry allocated by IMA and owned by the
-    /// caller.
-    pub(crate) unsafe fn add(
+    /// stays even if the extend failed, as in C). A refused record is
+    /// freed.
+    pub(crate) fn add(
         &self,
-        entry: NonNull<TemplateEntry>,
+        record: Record,
         violation: bool,
         use_table: bool,
         extend: impl FnOnce() -> c_int,
@@ -160,26 +154,21 @@ impl State {
         if queue.suspended {
             return Err(AddError::Suspended);
         }
-        // SAFETY: The caller passes a valid entry.
-        let (pcr, digest) = unsafe { (entry.as_ref().pcr(), entry.as_ref().digest()) };
+        let (pcr, digest) = (record.pcr(), record.digest());
         let slot = if use_table {
             if !violation && queue.table.contains(pcr, digest) {
                 return Err(AddError::Duplicate);
             }
-            Some(Slot::new().map_err(|_| AddError::NoMemory)?)
+            Some(Slot::new(pcr, digest).map_err(|_| AddError::NoMemory)?)
         } else {
             None
         };
-        // SAFETY: The caller passes a valid entry and its ownership, which
-        // goes back to it through `into_raw` if the append fails.
-        let record = unsafe { Record::from_raw(entry) };
         let size = record.binary_size();
-        if let Err((_, record)) = self.current().push(&queue, record) {
-            record.into_raw();
-            return Err(AddError::NoMemory);
-        }
+        self.current()
+            .push(&queue, record)
+            .map_err(|_| AddError::NoMemory)?;
         if let Some(slot) = slot {
-            queue.table.insert(slot, pcr, digest);
+            queue.table.insert(slot);
         }
         self.count_since_boot(size);
         Ok(extend())
@@ -187,19 +176,10 @@ impl State {
 
     /// Appends a record carried over by kexec to the current list. Restored
     /// records are not entered in the digest table.
-    ///
-    /// # Safety
-    ///
-    /// As for [`State::add`].
-    pub(crate) unsafe fn restore(&self, entry: NonNull<TemplateEntry>) -> Result {
+    pub(crate) fn restore(&self, record: Record) -> Result {
         let queue = self.queue.lock();
-        // SAFETY: As in `add`.
-        let record = unsafe { Record::from_raw(entry) };
         let size = record.binary_size();
-        self.current().push(&queue, record).map_err(|(e, record)| {
-            record.into_raw();
-            e
-        })?;
+        self.current().push(&queue, record)?;
         self.count_since_boot(size);
         Ok(())
     }
@@ -326,7 +306,7 @@ impl State {
 #[kunit_tests(ima_rs_queue)]
 mod tests {
     use super::*;
-    use crate::testing::{add, binary_size, entry, fills, new_state, DATA_LEN, SIZE};
+    use crate::testing::{add, binary_size, fills, new_state, record, DATA_LEN, SIZE};
     use kernel::{
         sync::{rcu, Arc, Completion},
         time::{
@@ -341,14 +321,10 @@ mod tests {
         let state = new_state()?;
         let mut extends = 0;
         for fill in 1..=3u8 {
-            let e = entry(10, fill, u32::from(fill))?;
-            // SAFETY: `e` is a fresh entry that this test owns.
-            let r = unsafe {
-                state.add(e, false, true, || {
-                    extends += 1;
-                    0
-                })
-            };
+            let r = state.add(record(10, fill, u32::from(fill))?, false, true, || {
+                extends += 1;
+                0
+            });
             assert!(r.is_ok());
         }
         assert_eq!(extends, 3);
@@ -378,9 +354,7 @@ mod tests {
     #[test]
     fn restored_records_not_in_table() -> Result {
         let state = new_state()?;
-        let e = entry(10, 7, DATA_LEN)?;
-        // SAFETY: `e` is a fresh entry that this test owns.
-        unsafe { state.restore(e)? };
+        state.restore(record(10, 7, DATA_LEN)?)?;
         assert!(add(&state, 10, 7, false)?);
         assert!(!add(&state, 10, 7, false)?);
         assert_eq!(state.current().len(), 2);
@@ -513,12 +487,8 @@ mod tests {
         assert_eq!(state.stage(), Ok(()));
         assert!(add(&state, 10, 3, false)?);
         state.suspend();
-        let e = entry(10, 4, DATA_LEN)?;
-        // SAFETY: `e` is a fresh entry that this test owns.
-        let r = unsafe { state.add(e, false, true, || 0) };
+        let r = state.add(record(10, 4, DATA_LEN)?, false, true, || 0);
         assert!(matches!(r, Err(AddError::Suspended)));
-        // SAFETY: A refused entry stays ours.
-        drop(unsafe { Record::from_raw(e) });
         assert_eq!(state.delete_staged(false), Err(ESTALE));
         assert_eq!(state.delete_current_front(1), Err(ESTALE));
         assert_eq!(&fills(state.staged())?[..], &[1, 2]);
@@ -599,9 +569,8 @@ mod tests {
     fn without_table() -> Result {
         let state = new_state()?;
         for _ in 0..2 {
-            let e = entry(10, 1, DATA_LEN)?;
-            // SAFETY: `e` is a fresh entry that this test owns.
-            assert!(matches!(unsafe { state.add(e, false, false, || 0) }, Ok(0)));
+            let r = state.add(record(10, 1, DATA_LEN)?, false, false, || 0);
+            assert!(matches!(r, Ok(0)));
         }
         assert!(add(&state, 10, 1, false)?);
         assert_eq!(&fills(state.current())?[..], &[1, 1, 1]);
@@ -613,9 +582,7 @@ mod tests {
     #[test]
     fn failed_extend_keeps_record() -> Result {
         let state = new_state()?;
-        let e = entry(10, 1, DATA_LEN)?;
-        // SAFETY: `e` is a fresh entry that this test owns.
-        let r = unsafe { state.add(e, false, true, || EIO.to_errno()) };
+        let r = state.add(record(10, 1, DATA_LEN)?, false, true, || EIO.to_errno());
         assert!(matches!(r, Ok(tpm) if tpm == EIO.to_errno()));
         assert_eq!(&fills(state.current())?[..], &[1]);
         assert!(!add(&state, 10, 1, false)?);

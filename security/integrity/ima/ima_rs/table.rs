@@ -15,7 +15,7 @@
 
 use kernel::{
     prelude::*,
-    rbtree::{RBTree, RBTreeNodeReservation},
+    rbtree::{RBTree, RBTreeNode, RBTreeNodeReservation},
 };
 
 /// Bytes of the template digest a key keeps (256 bits).
@@ -47,14 +47,15 @@ impl Key {
     }
 }
 
-/// Memory for one more key, taken before the record is committed, so that
-/// adding to the table after it cannot fail.
-pub(crate) struct Slot(RBTreeNodeReservation<Key, ()>);
+/// One more key, allocated before the record is committed, so that adding
+/// it to the table after that cannot fail.
+pub(crate) struct Slot(RBTreeNode<Key, ()>);
 
 impl Slot {
-    /// Allocates the memory of one key.
-    pub(crate) fn new() -> Result<Self> {
-        Ok(Self(RBTreeNodeReservation::new(GFP_KERNEL)?))
+    /// Allocates the key of `digest` for `pcr`.
+    pub(crate) fn new(pcr: u32, digest: &[u8]) -> Result<Self> {
+        let reservation = RBTreeNodeReservation::new(GFP_KERNEL)?;
+        Ok(Self(reservation.into_node(Key::new(pcr, digest), ())))
     }
 }
 
@@ -76,10 +77,9 @@ impl DigestTable {
         self.keys.get(&Key::new(pcr, digest)).is_some()
     }
 
-    /// Records `digest` for `pcr` in `slot`.
-    pub(crate) fn insert(&mut self, slot: Slot, pcr: u32, digest: &[u8]) {
-        self.keys
-            .insert(slot.0.into_node(Key::new(pcr, digest), ()));
+    /// Records the key of `slot`.
+    pub(crate) fn insert(&mut self, slot: Slot) {
+        self.keys.insert(slot.0);
     }
 }
 
@@ -97,7 +97,7 @@ mod tests {
     #[test]
     fn keys_per_pcr_and_digest() -> Result {
         let mut table = DigestTable::new();
-        table.insert(Slot::new()?, 10, &digest(1, 0, 1));
+        table.insert(Slot::new(10, &digest(1, 0, 1))?);
         assert!(table.contains(10, &digest(1, 0, 1)));
         assert!(!table.contains(11, &digest(1, 0, 1)));
         // The last byte a key keeps tells digests apart.
@@ -105,7 +105,7 @@ mod tests {
         // Bytes past it do not.
         assert!(table.contains(10, &digest(1, KEY_DIGEST, 2)));
         // A SHA-1 digest is padded: its own 20 bytes decide.
-        table.insert(Slot::new()?, 10, &[3; 20]);
+        table.insert(Slot::new(10, &[3; 20])?);
         assert!(table.contains(10, &[3; 20]));
         assert!(!table.contains(10, &digest(3, 19, 4)[..20]));
         Ok(())

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Helpers for the crate's KUnit tests: records made by IMA's C code, added
-//! to a queue of the test's own.
+//! Helpers for the crate's KUnit tests: records copied from entries that
+//! IMA's C code makes, added to a queue of the test's own.
 
 use crate::{
-    entry::{Record, TemplateEntry},
+    entry::{free_entry, Record, TemplateEntry},
     list::RecordList,
     queue::{AddError, State},
 };
@@ -12,7 +12,7 @@ use core::ptr::NonNull;
 use kernel::{prelude::*, sync::rcu};
 
 extern "C" {
-    /// A record for these tests (`glue.c`): `fill` in every digest byte,
+    /// An entry for these tests (`glue.c`): `fill` in every digest byte,
     /// `data_len` bytes of data in the first field of IMA's current template.
     fn ima_rs_test_entry(pcr: u32, fill: u8, data_len: u32) -> *mut TemplateEntry;
 }
@@ -30,10 +30,15 @@ pub(crate) const fn binary_size(data_len: u32) -> usize {
 /// Binary size of a record made by [`add`].
 pub(crate) const SIZE: usize = binary_size(DATA_LEN);
 
-/// A fresh entry, owned by the caller.
-pub(crate) fn entry(pcr: u32, fill: u8, data_len: u32) -> Result<NonNull<TemplateEntry>> {
+/// A fresh record, copied from an entry that IMA's C code made.
+pub(crate) fn record(pcr: u32, fill: u8, data_len: u32) -> Result<Record> {
     // SAFETY: The helper has no precondition.
-    NonNull::new(unsafe { ima_rs_test_entry(pcr, fill, data_len) }).ok_or(ENOMEM)
+    let entry = NonNull::new(unsafe { ima_rs_test_entry(pcr, fill, data_len) }).ok_or(ENOMEM)?;
+    // SAFETY: The entry is valid until it is freed below.
+    let record = Record::new(unsafe { entry.as_ref() });
+    // SAFETY: The entry is this function's, and no longer used.
+    unsafe { free_entry(entry) };
+    record
 }
 
 /// An empty queue of the test's own.
@@ -42,38 +47,32 @@ pub(crate) fn new_state() -> Result<Pin<KBox<State>>> {
 }
 
 /// Adds a fresh record with `data_len` bytes of data; `Ok(true)` if it was
-/// added, `Ok(false)` if it was refused as a duplicate (and freed here).
-pub(crate) fn add_entry(
+/// added, `Ok(false)` if it was refused as a duplicate.
+pub(crate) fn add_record(
     state: &State,
     pcr: u32,
     fill: u8,
     data_len: u32,
     violation: bool,
 ) -> Result<bool> {
-    let e = entry(pcr, fill, data_len)?;
-    // SAFETY: `e` is a fresh entry that this test owns.
-    match unsafe { state.add(e, violation, true, || 0) } {
+    match state.add(record(pcr, fill, data_len)?, violation, true, || 0) {
         Ok(_) => Ok(true),
-        Err(AddError::Duplicate) => {
-            // SAFETY: A refused entry stays ours.
-            drop(unsafe { Record::from_raw(e) });
-            Ok(false)
-        }
+        Err(AddError::Duplicate) => Ok(false),
         Err(_) => Err(EINVAL),
     }
 }
 
-/// Adds a fresh record of [`DATA_LEN`] bytes of data; see [`add_entry`].
+/// Adds a fresh record of [`DATA_LEN`] bytes of data; see [`add_record`].
 pub(crate) fn add(state: &State, pcr: u32, fill: u8, violation: bool) -> Result<bool> {
-    add_entry(state, pcr, fill, DATA_LEN, violation)
+    add_record(state, pcr, fill, DATA_LEN, violation)
 }
 
 /// The digest fill bytes of a list's records, in order.
 pub(crate) fn fills(list: &RecordList) -> Result<KVec<u8>> {
     let mut v = KVec::new();
     let rcu = rcu::read_lock();
-    for entry in list.iter(&rcu) {
-        v.push(entry.digest()[0], GFP_ATOMIC)?;
+    for record in list.iter(&rcu) {
+        v.push(record.digest()[0], GFP_ATOMIC)?;
     }
     Ok(v)
 }
