@@ -35,6 +35,7 @@ extern "C" {
     fn ima_free_template_entry(entry: *mut TemplateEntry);
     fn ima_rs_record_new(entry: *const TemplateEntry) -> *mut RecordData;
     fn ima_rs_record_free(record: *mut RecordData);
+    fn ima_rs_record_free_rcu(record: *mut RecordData);
     fn ima_rs_record_pcr(record: *const RecordData) -> u32;
     fn ima_rs_record_digest(record: *const RecordData) -> *const u8;
     fn ima_rs_record_binary_size(record: *const RecordData) -> usize;
@@ -98,6 +99,17 @@ impl Record {
         let record = NonNull::new(unsafe { ima_rs_record_new(entry) }).ok_or(ENOMEM)?;
         // INVARIANT: The record is new, and only `Self` frees it.
         Ok(Self(record))
+    }
+
+    /// Frees the record once every RCU reader that could have found it has
+    /// left its read-side critical section; returns at once. Might sleep.
+    ///
+    /// The caller must have made the record unreachable to new readers.
+    pub(crate) fn free_after_grace_period(self) {
+        let record = ManuallyDrop::new(self);
+        // SAFETY: By the type invariant the record is valid and owned by
+        // `self` alone, which is not dropped: it is freed once, here.
+        unsafe { ima_rs_record_free_rcu(record.0.as_ptr()) };
     }
 }
 

@@ -106,6 +106,19 @@ void ima_rs_record_free(struct ima_rs_record *r)
 }
 
 /**
+ * ima_rs_record_free_rcu - free a record after an RCU grace period
+ * @r: the record, no longer reachable by a new reader
+ *
+ * Returns at once: the record is freed, in a batch with others, once every
+ * reader that could have found it has left its RCU read-side critical
+ * section. Might sleep.
+ */
+void ima_rs_record_free_rcu(struct ima_rs_record *r)
+{
+	kvfree_rcu_mightsleep(r);
+}
+
+/**
  * ima_rs_record_pcr - the PCR a record extends
  * @r: the record
  *

@@ -316,8 +316,8 @@ mod tests {
     /// How long the worker of the counting race appends and cuts.
     const COUNT_TIME: Delta = Delta::from_secs(3);
 
-    /// The most rounds of appends and cuts it runs in that time (each cut
-    /// waits for an RCU grace period, so far fewer run).
+    /// The most rounds of appends and cuts it runs in that time (far fewer
+    /// run).
     const COUNT_MAX_ROUNDS: u32 = 100_000;
 
     /// Readers of the counts besides the test's own thread.

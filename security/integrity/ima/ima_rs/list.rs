@@ -7,17 +7,19 @@
 //! record at a position, which every `read()` of a measurement file does
 //! first, is a lookup instead of a walk from the head of a linked list, and
 //! cutting the first N records or all of them only moves `head`: the records
-//! cut off are freed later, outside the extend lock, by [`Cut::free`], which
-//! takes their bytes off the list's binary size as it frees them. Nothing
+//! cut off are removed later, outside the extend lock, by [`Cut::free`], which
+//! takes their bytes off the list's binary size as it removes them. Nothing
 //! walks the records to cut them. Positions are never reused.
 //!
 //! Appending and cutting take the extend lock's guard, so that they are
 //! ordered with each other and with the TPM extend. Readers take nothing but
 //! an RCU read-side critical section and, for a lookup, the XArray's
-//! spinlock, so they never wait for a TPM extend. [`Cut::free`] waits
-//! for a grace period before it frees what a cut took off: a record a reader
-//! found stays valid until its RCU read-side critical section ends, whatever
-//! the writers do meanwhile.
+//! spinlock, so they never wait for a TPM extend. [`Cut::free`] frees what it
+//! removes only after an RCU grace period, without waiting for it: a record a
+//! reader found stays valid until its RCU read-side critical section ends,
+//! whatever the writers do meanwhile. A reader that looks up a position that
+//! is being cut may find nothing there and take it for the end of the list;
+//! `ima_fs.c` keeps the seq_file readers and the commands apart anyway.
 
 use crate::{
     entry::{Record, RecordData},
@@ -46,8 +48,8 @@ const BATCH: usize = 64;
 /// - `records` holds a record at every index of `[head, tail)`. An index
 ///   below `head` holds a record that one [`Cut`] owns until [`Cut::free`]
 ///   removes it, or nothing.
-/// - A record leaves `records` only in [`Cut::free`], after an RCU
-///   grace period that started after it was cut off.
+/// - A record leaves `records` only in [`Cut::free`], and is freed only
+///   after an RCU grace period that starts once it has left.
 /// - While the extend lock is free, `size` is the sum of
 ///   [`RecordData::binary_size`] over `[head, tail)` and over the records
 ///   that a [`Cut`] still holds.
@@ -137,8 +139,8 @@ impl RecordList {
         let record = core::ptr::from_ref(self.records.lock().get(index)?);
         // SAFETY: The record was in `records` during the RCU read-side
         // critical section of `_rcu`: by the type invariants it is freed only
-        // after a grace period that starts once it is cut off, which ends
-        // after that critical section does.
+        // after a grace period that starts once it leaves `records`, which
+        // ends after that critical section does.
         Some(unsafe { &*record })
     }
 
@@ -179,15 +181,12 @@ impl RecordList {
 }
 
 impl Cut<'_> {
-    /// Frees the records cut off, without the extend lock, once every
-    /// reader that could have found them has left its RCU read-side
-    /// critical section, and takes their bytes off the list's binary size.
+    /// Removes the records cut off, without the extend lock, takes their
+    /// bytes off the list's binary size, and frees them once every reader
+    /// that could have found them has left its RCU read-side critical
+    /// section, without waiting for that.
     pub(crate) fn free(self) {
         let positions = self.positions;
-        if positions.is_empty() {
-            return;
-        }
-        rcu::synchronize_rcu();
         let mut batch: [Option<Record>; BATCH] = [const { None }; BATCH];
         for start in positions.clone().step_by(BATCH) {
             let chunk = start..positions.end.min(start.saturating_add(BATCH));
@@ -196,10 +195,11 @@ impl Cut<'_> {
                 *slot = records.remove(index);
             }
             drop(records);
-            // Freed with the XArray lock released.
+            // Handed over with the XArray lock released.
             let mut size: usize = 0;
             for record in batch.iter_mut().filter_map(Option::take) {
                 size = size.saturating_add(record.binary_size());
+                record.free_after_grace_period();
             }
             // INVARIANT: These records are no longer held by the cut.
             self.list.size.fetch_sub(size, Relaxed);
