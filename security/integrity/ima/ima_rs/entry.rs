@@ -15,7 +15,7 @@ use core::{
     mem::ManuallyDrop,
     ptr::NonNull,
 };
-use kernel::{ffi::c_void, prelude::*, types::ForeignOwnable};
+use kernel::prelude::*;
 
 /// The C `struct ima_template_entry`, opaque to Rust.
 #[repr(C)]
@@ -101,6 +101,23 @@ impl Record {
         Ok(Self(record))
     }
 
+    /// Gives the record up, to be taken back with [`Record::from_raw`].
+    pub(crate) fn into_raw(self) -> NonNull<RecordData> {
+        ManuallyDrop::new(self).0
+    }
+
+    /// Takes back a record given up with [`Record::into_raw`].
+    ///
+    /// # Safety
+    ///
+    /// `record` must come from [`Record::into_raw`], and be taken back only
+    /// once.
+    pub(crate) unsafe fn from_raw(record: NonNull<RecordData>) -> Self {
+        // INVARIANT: The caller gives back the sole ownership of a valid
+        // record.
+        Self(record)
+    }
+
     /// Frees the record once every RCU reader that could have found it has
     /// left its read-side critical section; returns at once. Might sleep.
     ///
@@ -128,36 +145,5 @@ impl Drop for Record {
         // SAFETY: By the type invariant the record is valid and owned by
         // `self` alone, and this is the only place that frees it.
         unsafe { ima_rs_record_free(self.0.as_ptr()) };
-    }
-}
-
-// SAFETY: `into_foreign` returns the record's address, which comes from
-// kmalloc() and is therefore aligned to at least 8 bytes; `from_foreign` and
-// `borrow*` only accept addresses that `into_foreign` returned.
-unsafe impl ForeignOwnable for Record {
-    const FOREIGN_ALIGN: usize = 8;
-    type Borrowed<'a> = &'a RecordData;
-    type BorrowedMut<'a> = &'a RecordData;
-
-    fn into_foreign(self) -> *mut c_void {
-        ManuallyDrop::new(self).0.as_ptr().cast()
-    }
-
-    unsafe fn from_foreign(ptr: *mut c_void) -> Self {
-        // INVARIANT: The caller passes a value from `into_foreign`: a
-        // non-null record whose ownership came back to us.
-        // SAFETY: As said, `ptr` is not null.
-        Self(unsafe { NonNull::new_unchecked(ptr.cast()) })
-    }
-
-    unsafe fn borrow<'a>(ptr: *mut c_void) -> &'a RecordData {
-        // SAFETY: The caller passes a value from `into_foreign` that stays
-        // owned by the foreign side for `'a`.
-        unsafe { &*ptr.cast::<RecordData>() }
-    }
-
-    unsafe fn borrow_mut<'a>(ptr: *mut c_void) -> &'a RecordData {
-        // SAFETY: As for `borrow`.
-        unsafe { Self::borrow(ptr) }
     }
 }

@@ -2,30 +2,35 @@
 
 //! An ordered list of measurement records.
 //!
-//! Records are kept in an XArray, indexed by their position since the list
-//! was created; the live records are those at `[head, tail)`. Finding the
-//! record at a position, which every `read()` of a measurement file does
-//! first, is a lookup instead of a walk from the head of a linked list, and
-//! cutting the first N records or all of them only moves `head`: the records
-//! cut off are removed later, outside the extend lock, by [`Cut::free`], which
-//! takes their bytes off the list's binary size as it removes them. Nothing
-//! walks the records to cut them. Positions are never reused.
+//! Records are kept by their position since the list was created, in chunks
+//! of [`CHUNK`] consecutive positions, one 4 KiB slab object each, which an
+//! XArray holds by `position / CHUNK`; the live records are those at
+//! `[head, tail)`. Finding the record at a position, which every `read()` of
+//! a measurement file does first, is a lookup instead of a walk from the head
+//! of a linked list, and cutting the first N records or all of them only
+//! moves `head`: the records cut off are freed later, outside the extend
+//! lock, by [`Cut::free`], which takes their bytes off the list's binary size
+//! as it frees them, and drops a chunk once every position of it has been
+//! cut. Nothing walks the records to cut them, and nothing is removed from
+//! the XArray per record. Positions are never reused.
 //!
 //! Appending and cutting take the extend lock's guard, so that they are
 //! ordered with each other and with the TPM extend. Readers take nothing but
 //! an RCU read-side critical section and, for a lookup, the XArray's
-//! spinlock, so they never wait for a TPM extend. [`Cut::free`] frees what it
-//! removes only after an RCU grace period, without waiting for it: a record a
-//! reader found stays valid until its RCU read-side critical section ends,
-//! whatever the writers do meanwhile. A reader that looks up a position that
-//! is being cut may find nothing there and take it for the end of the list;
-//! `ima_fs.c` keeps the seq_file readers and the commands apart anyway.
+//! spinlock, so they never wait for a TPM extend. Every access to a chunk is
+//! made with the XArray's spinlock held, so a chunk is freed as soon as it
+//! leaves the XArray. [`Cut::free`] frees the records only after an RCU grace
+//! period, without waiting for it: a record a reader found stays valid until
+//! its RCU read-side critical section ends, whatever the writers do
+//! meanwhile. A reader that looks up a position that is being cut may find
+//! nothing there and take it for the end of the list; `ima_fs.c` keeps the
+//! seq_file readers and the commands apart anyway.
 
 use crate::{
     entry::{Record, RecordData},
     queue::ExtendGuard,
 };
-use core::ops::Range;
+use core::{mem::size_of, ops::Range, ptr::NonNull};
 use kernel::{
     prelude::*,
     sync::{
@@ -36,27 +41,51 @@ use kernel::{
     xarray::{AllocKind, XArray},
 };
 
-/// Records removed per hold of the XArray lock, which appends take too: a
+/// Positions per chunk: as many record pointers as fit in 4 KiB beside the
+/// chunk's count.
+const CHUNK: usize = (4096 - size_of::<Atomic<usize>>()) / size_of::<*mut RecordData>();
+
+/// Records freed per hold of the XArray lock, which appends take too: a
 /// long cut is freed without holding it for long.
 const BATCH: usize = 64;
+
+/// The records of `CHUNK` consecutive positions, from a multiple of `CHUNK`.
+///
+/// # Invariants
+///
+/// - `records[i]` holds a record from [`Record::into_raw`] from the moment
+///   the list's `tail` moves past its position until a [`Cut`] takes it;
+///   before that it is null, after that it is not dereferenced again.
+/// - `taken` is the number of positions whose records a [`Cut`] took; the
+///   chunk leaves the XArray when it reaches `CHUNK`.
+struct Chunk {
+    records: [Atomic<*mut RecordData>; CHUNK],
+    taken: Atomic<usize>,
+}
+
+kernel::static_assert!(size_of::<Chunk>() <= 4096);
+
+// SAFETY: A chunk of zero bytes holds null pointers (an `Atomic<T>` has the
+// representation of `T`) and a count of zero.
+unsafe impl Zeroable for Chunk {}
 
 /// A list of records.
 ///
 /// # Invariants
 ///
 /// - `head <= tail`, and neither ever decreases.
-/// - `records` holds a record at every index of `[head, tail)`. An index
-///   below `head` holds a record that one [`Cut`] owns until [`Cut::free`]
-///   removes it, or nothing.
-/// - A record leaves `records` only in [`Cut::free`], and is freed only
-///   after an RCU grace period that starts once it has left.
+/// - `chunks` holds, at `i`, the chunk of the positions from `i * CHUNK`
+///   for every `i` whose chunk has a position in `[head, tail)`, and no
+///   chunk whose positions were all cut.
+/// - A record is freed only in [`Cut::free`], after an RCU grace period
+///   that starts once `head` has moved past its position.
 /// - While the extend lock is free, `size` is the sum of
 ///   [`RecordData::binary_size`] over `[head, tail)` and over the records
 ///   that a [`Cut`] still holds.
-#[pin_data]
+#[pin_data(PinnedDrop)]
 pub(crate) struct RecordList {
     #[pin]
-    records: XArray<Record>,
+    chunks: XArray<KBox<Chunk>>,
     head: Atomic<usize>,
     tail: Atomic<usize>,
     size: Atomic<usize>,
@@ -67,8 +96,8 @@ pub(crate) struct RecordList {
 /// # Invariants
 ///
 /// Every position in `positions` is below `list.head`, and no other `Cut`
-/// holds it. The records at these positions are still in `list.records`,
-/// and their sizes still in `list.size`.
+/// holds it. The records at these positions are still in their chunks, and
+/// their sizes still in `list.size`.
 #[must_use = "the records cut off are freed by Cut::free"]
 pub(crate) struct Cut<'a> {
     list: &'a RecordList,
@@ -79,7 +108,7 @@ impl RecordList {
     /// Creates an empty list.
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
-            records <- XArray::new(AllocKind::Alloc),
+            chunks <- XArray::new(AllocKind::Alloc),
             head: Atomic::new(0),
             tail: Atomic::new(0),
             size: Atomic::new(0),
@@ -111,20 +140,39 @@ impl RecordList {
     pub(crate) fn push(&self, _extend: &ExtendGuard<'_>, record: Record) -> Result {
         let tail = self.tail.load(Relaxed);
         let size = record.binary_size();
-        match self.records.lock().store(tail, record, GFP_KERNEL) {
-            Ok(None) => {}
-            Ok(Some(replaced)) => {
-                // Only a push fills `tail`, under the extend lock, and moves
-                // `tail` past it. Were the slot taken, a reader could still
-                // hold what it replaced: leak it rather than free it.
-                warn_on!(true);
-                core::mem::forget(replaced);
+        // The first position of a chunk brings the chunk; allocated before
+        // the XArray lock is taken.
+        let new_chunk = match tail % CHUNK {
+            0 => Some(KBox::<Chunk>::init(pin_init::init_zeroed(), GFP_KERNEL)?),
+            _ => None,
+        };
+        let mut chunks = self.chunks.lock();
+        if let Some(chunk) = new_chunk {
+            match chunks.store(tail / CHUNK, chunk, GFP_KERNEL) {
+                Ok(None) => {}
+                Ok(Some(replaced)) => {
+                    // Only a push stores a chunk, at the first position of
+                    // it, and positions are not reused. Were it there, its
+                    // records could still be in use: leak it.
+                    warn_on!(true);
+                    core::mem::forget(replaced);
+                }
+                Err(e) => return Err(e.error),
             }
-            Err(e) => return Err(e.error),
         }
-        self.size.add(size, Relaxed);
+        // The chunk of `tail` is there: stored above or by the push of its
+        // first position, and kept while `tail` is one of its positions.
+        let Some(chunk) = chunks.get(tail / CHUNK) else {
+            warn_on!(true);
+            return Err(EINVAL);
+        };
         // INVARIANT: The slot at `tail` is filled before `tail` moves past
-        // it; the release pairs with the acquire in `len()` and `get()`.
+        // it.
+        chunk.records[tail % CHUNK].store(record.into_raw().as_ptr(), Relaxed);
+        drop(chunks);
+        self.size.add(size, Relaxed);
+        // The release pairs with the acquire in `len()` and `get()`: a
+        // reader that sees the new `tail` sees the slot filled.
         self.tail.store(tail + 1, Release);
         Ok(())
     }
@@ -136,11 +184,12 @@ impl RecordList {
         if index >= self.tail.load(Acquire) {
             return None;
         }
-        let record = core::ptr::from_ref(self.records.lock().get(index)?);
-        // SAFETY: The record was in `records` during the RCU read-side
-        // critical section of `_rcu`: by the type invariants it is freed only
-        // after a grace period that starts once it leaves `records`, which
-        // ends after that critical section does.
+        let record = self.chunks.lock().get(index / CHUNK)?.records[index % CHUNK].load(Relaxed);
+        // SAFETY: `index` was below `tail` and the chunk was in `chunks`, so
+        // the slot held a record, which was either live or is freed after a
+        // grace period that starts once `head` moved past it: after the
+        // load of `head` above, made in the RCU read-side critical section
+        // of `_rcu`, which therefore ends first.
         Some(unsafe { &*record })
     }
 
@@ -180,21 +229,54 @@ impl RecordList {
     }
 }
 
+#[pinned_drop]
+impl PinnedDrop for RecordList {
+    fn drop(self: Pin<&mut Self>) {
+        // No cut outlives the list, which it borrows: the records left are
+        // the live ones. The chunks go with the XArray.
+        let tail = self.tail.load(Relaxed);
+        let head = self.head.xchg(tail, Relaxed);
+        let list: &RecordList = &self;
+        // INVARIANT: `head` moved past these positions above.
+        Cut {
+            list,
+            positions: head..tail,
+        }
+        .free();
+    }
+}
+
 impl Cut<'_> {
-    /// Removes the records cut off, without the extend lock, takes their
-    /// bytes off the list's binary size, and frees them once every reader
-    /// that could have found them has left its RCU read-side critical
-    /// section, without waiting for that.
+    /// Takes the records cut off out of their chunks, without the extend
+    /// lock, takes their bytes off the list's binary size, and frees them
+    /// once every reader that could have found them has left its RCU
+    /// read-side critical section, without waiting for that.
     pub(crate) fn free(self) {
-        let positions = self.positions;
+        let Range { mut start, end } = self.positions;
         let mut batch: [Option<Record>; BATCH] = [const { None }; BATCH];
-        for start in positions.clone().step_by(BATCH) {
-            let chunk = start..positions.end.min(start.saturating_add(BATCH));
-            let mut records = self.list.records.lock();
-            for (slot, index) in batch.iter_mut().zip(chunk) {
-                *slot = records.remove(index);
+        while start < end {
+            // At most a batch, within one chunk.
+            let stop = end.min(start + BATCH).min((start / CHUNK + 1) * CHUNK);
+            let mut chunks = self.list.chunks.lock();
+            let Some(chunk) = chunks.get(start / CHUNK) else {
+                // By the invariants a chunk stays until its positions are
+                // all taken, and these are not yet: leak rather than guess.
+                warn_on!(true);
+                return;
+            };
+            for (slot, index) in batch.iter_mut().zip(start..stop) {
+                let record = chunk.records[index % CHUNK].load(Relaxed);
+                // SAFETY: The cut holds `index`, so by the type invariants
+                // the slot holds a record from `Record::into_raw` that
+                // nothing else takes.
+                *slot = NonNull::new(record).map(|r| unsafe { Record::from_raw(r) });
             }
-            drop(records);
+            let taken = chunk.taken.fetch_add(stop - start, Relaxed) + (stop - start);
+            // INVARIANT: The chunk's positions are all cut and taken; the
+            // XArray lock keeps every other user of the chunk out.
+            let emptied = (taken == CHUNK).then(|| chunks.remove(start / CHUNK));
+            drop(chunks);
+            drop(emptied);
             // Handed over with the XArray lock released.
             let mut size: usize = 0;
             for record in batch.iter_mut().filter_map(Option::take) {
@@ -203,6 +285,80 @@ impl Cut<'_> {
             }
             // INVARIANT: These records are no longer held by the cut.
             self.list.size.fetch_sub(size, Relaxed);
+            start = stop;
         }
+    }
+}
+
+#[kunit_tests(ima_rs_list)]
+mod tests {
+    use super::*;
+    use crate::testing::{fills, new_state, record, DATA_LEN, SIZE};
+
+    /// Adds `n` records, the `i`-th with every digest byte `i % 251`,
+    /// without the digest table.
+    fn add_many(state: &crate::queue::State, n: usize) -> Result {
+        for i in 0..n {
+            let fill = (i % 251) as u8;
+            state
+                .add(record(10, fill, DATA_LEN)?, false, false, || 0)
+                .map_err(Error::from)?;
+        }
+        Ok(())
+    }
+
+    /// The chunk at `i` of `list`, if it is in the XArray.
+    fn has_chunk(list: &RecordList, i: usize) -> bool {
+        list.chunks.lock().get(i).is_some()
+    }
+
+    #[test]
+    fn cuts_across_chunks() -> Result {
+        let state = new_state()?;
+        add_many(&state, 2 * CHUNK + 10)?;
+        let current = state.current();
+        assert_eq!(current.len(), 2 * CHUNK + 10);
+        assert_eq!(current.binary_size(), (2 * CHUNK + 10) * SIZE);
+        assert!(has_chunk(current, 2));
+        // Ending just before the end of the first chunk keeps it.
+        assert_eq!(state.delete_current_front(CHUNK - 3), Ok(()));
+        assert!(has_chunk(current, 0));
+        assert_eq!(fills(current)?[0], ((CHUNK - 3) % 251) as u8);
+        // Across its end: it goes, its successor stays.
+        assert_eq!(state.delete_current_front(10), Ok(()));
+        assert!(!has_chunk(current, 0));
+        assert!(has_chunk(current, 1));
+        let v = fills(current)?;
+        assert_eq!(v.len(), CHUNK + 3);
+        assert!(v
+            .iter()
+            .enumerate()
+            .all(|(i, &f)| f == ((CHUNK + 7 + i) % 251) as u8));
+        assert_eq!(current.binary_size(), (CHUNK + 3) * SIZE);
+        // Staged and deleted whole: only the chunk of its tail is left.
+        assert_eq!(state.stage(), Ok(()));
+        assert_eq!(state.delete_staged(false), Ok(()));
+        let staged = state.staged();
+        assert!(staged.is_empty());
+        assert_eq!(staged.binary_size(), 0);
+        assert!(!has_chunk(staged, 1));
+        assert!(has_chunk(staged, 2));
+        // The other list takes the appends, in a second chunk once its
+        // first is full.
+        add_many(&state, CHUNK + 1)?;
+        assert_eq!(state.current().len(), CHUNK + 1);
+        assert!(has_chunk(state.current(), 1));
+        // Staged, it hands the appends back to the first list, whose
+        // positions go on from where they stopped: in the chunk its cut
+        // kept, then in a new one.
+        assert_eq!(state.stage(), Ok(()));
+        add_many(&state, CHUNK)?;
+        let first = state.current();
+        assert!(has_chunk(first, 3));
+        assert_eq!(first.binary_size(), CHUNK * SIZE);
+        let v = fills(first)?;
+        assert_eq!(v.len(), CHUNK);
+        assert!(v.iter().enumerate().all(|(i, &f)| f == (i % 251) as u8));
+        Ok(())
     }
 }

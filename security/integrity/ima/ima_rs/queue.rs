@@ -444,8 +444,8 @@ mod tests {
     const RACE_ADDS: u8 = 200;
 
     /// Delete-N runs while a work item appends: the appends land in the
-    /// XArray that the cut records are removed from, and none may be lost
-    /// or cut twice, nor their bytes miscounted.
+    /// chunk that the cut records are taken from, and none may be lost or
+    /// cut twice, nor their bytes miscounted.
     #[test]
     fn delete_first_n_racing_append() -> Result {
         let state = Arc::pin_init(State::new(), GFP_KERNEL)?;
