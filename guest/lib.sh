@@ -210,7 +210,9 @@ fi_set() {
 # symbol) in the form debugfs reads back (0x and 16 digits), from
 # /proc/kallsyms, or without CONFIG_KALLSYMS from the System.map
 # scripts/e2e puts beside the kernel in the results folder (the e2e
-# kernels are not randomized: their addresses are the map's).
+# kernels are not randomized: their addresses are the map's). FUNCTION may
+# be a shell pattern, for a Rust symbol (mangled, with a hash of its crate):
+# it must then match one text symbol.
 sym_range() {
 	local map=/proc/kallsyms d
 	if [ ! -r "$map" ]; then
@@ -219,8 +221,8 @@ sym_range() {
 		done
 	fi
 	python3 - "$1" "$map" <<'PY'
-import sys
-start, addrs = 0, []
+import fnmatch, sys
+starts, addrs = [], []
 with open(sys.argv[2]) as f:
     for line in f:
         p = line.split()
@@ -228,8 +230,11 @@ with open(sys.argv[2]) as f:
             continue
         a = int(p[0], 16)
         addrs.append(a)
-        if p[2] == sys.argv[1]:
-            start = a
+        if fnmatch.fnmatchcase(p[2], sys.argv[1]):
+            starts.append(a)
+if len(starts) > 1:
+    sys.exit('%s matches %d symbols in %s' % (sys.argv[1], len(starts), sys.argv[2]))
+start = starts[0] if starts else 0
 end = min((a for a in addrs if a > start), default=0) if start else 0
 if not end:
     sys.exit('%s not found in %s (or its addresses are hidden)' % (sys.argv[1], sys.argv[2]))
@@ -294,10 +299,11 @@ fi_injected() {
 # add_refused_for_memory FUNCTION N: N new files are read by one task whose
 # allocations fail where their call chain runs through FUNCTION. At least
 # one add must be refused for memory (where FUNCTION allocates on every
-# add, all are; the XArray allocates a node every 64 records, and from the
-# first refused add on the rest fail at the same index). A refused record
-# must be missing and every other there once, IMA must log cause=ENOMEM,
-# and a read without faults must then leave every file's record there once.
+# add, all are; a Rust list allocates a chunk every 511 records, and from
+# the first refused add on the rest fail at the same position). A refused
+# record must be missing and every other there once, IMA must log
+# cause=ENOMEM, and a read without faults must then leave every file's
+# record there once.
 add_refused_for_memory() {
 	local fn=$1 n=$2 d=$RESULTS/enomem-$1 i f files=() injected once refused logged
 	mkdir -p "$d"
@@ -375,9 +381,11 @@ add_enomem_checks() {
 		add_refused_for_memory ima_list_add 3
 	echo "INFO add_enomem: $(paste -sd ' ' "$SCRATCH/check.out")"
 	[ "$KPATH" = rust ] || return 0
-	check add_enomem_xarray "an add whose XArray store (__xa_store) fails leaves no record; the next read adds it once" \
-		add_refused_for_memory __xa_store 70
-	echo "INFO add_enomem_xarray: $(paste -sd ' ' "$SCRATCH/check.out")"
+	# A push allocates only for the first position of a chunk (511): 520
+	# files reach one, and every add from there on is refused.
+	check add_enomem_chunk "an add whose list chunk cannot be allocated (under RecordList::push) leaves no record; the next read adds it once" \
+		add_refused_for_memory '_R*6ima_rs4list*10RecordList4push' 520
+	echo "INFO add_enomem_chunk: $(paste -sd ' ' "$SCRATCH/check.out")"
 }
 
 # The kernel log lines that count as a report: name|fixed string.

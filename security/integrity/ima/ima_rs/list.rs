@@ -293,18 +293,32 @@ impl Cut<'_> {
 #[kunit_tests(ima_rs_list)]
 mod tests {
     use super::*;
-    use crate::testing::{fills, new_state, record, DATA_LEN, SIZE};
+    use crate::{
+        queue::State,
+        testing::{fills, new_state, record, DATA_LEN, SIZE},
+    };
+    use kernel::{
+        sync::{Arc, Completion},
+        workqueue,
+    };
 
-    /// Adds `n` records, the `i`-th with every digest byte `i % 251`,
-    /// without the digest table.
-    fn add_many(state: &crate::queue::State, n: usize) -> Result {
-        for i in 0..n {
-            let fill = (i % 251) as u8;
+    /// Adds the records of positions `from..from + n`, the one of position
+    /// `p` with every digest byte `p % 251`, without the digest table.
+    fn add_many(state: &State, from: usize, n: usize) -> Result {
+        for p in from..from + n {
             state
-                .add(record(10, fill, DATA_LEN)?, false, false, || 0)
+                .add(record(10, (p % 251) as u8, DATA_LEN)?, false, false, || 0)
                 .map_err(Error::from)?;
         }
         Ok(())
+    }
+
+    /// Whether the records of `list` are those of positions `from..`.
+    fn holds_from(list: &RecordList, from: usize) -> Result<bool> {
+        let v = fills(list)?;
+        Ok(v.iter()
+            .enumerate()
+            .all(|(i, &f)| f == ((from + i) % 251) as u8))
     }
 
     /// The chunk at `i` of `list`, if it is in the XArray.
@@ -315,7 +329,7 @@ mod tests {
     #[test]
     fn cuts_across_chunks() -> Result {
         let state = new_state()?;
-        add_many(&state, 2 * CHUNK + 10)?;
+        add_many(&state, 0, 2 * CHUNK + 10)?;
         let current = state.current();
         assert_eq!(current.len(), 2 * CHUNK + 10);
         assert_eq!(current.binary_size(), (2 * CHUNK + 10) * SIZE);
@@ -323,17 +337,13 @@ mod tests {
         // Ending just before the end of the first chunk keeps it.
         assert_eq!(state.delete_current_front(CHUNK - 3), Ok(()));
         assert!(has_chunk(current, 0));
-        assert_eq!(fills(current)?[0], ((CHUNK - 3) % 251) as u8);
+        assert!(holds_from(current, CHUNK - 3)?);
         // Across its end: it goes, its successor stays.
         assert_eq!(state.delete_current_front(10), Ok(()));
         assert!(!has_chunk(current, 0));
         assert!(has_chunk(current, 1));
-        let v = fills(current)?;
-        assert_eq!(v.len(), CHUNK + 3);
-        assert!(v
-            .iter()
-            .enumerate()
-            .all(|(i, &f)| f == ((CHUNK + 7 + i) % 251) as u8));
+        assert_eq!(fills(current)?.len(), CHUNK + 3);
+        assert!(holds_from(current, CHUNK + 7)?);
         assert_eq!(current.binary_size(), (CHUNK + 3) * SIZE);
         // Staged and deleted whole: only the chunk of its tail is left.
         assert_eq!(state.stage(), Ok(()));
@@ -345,20 +355,52 @@ mod tests {
         assert!(has_chunk(staged, 2));
         // The other list takes the appends, in a second chunk once its
         // first is full.
-        add_many(&state, CHUNK + 1)?;
+        add_many(&state, 0, CHUNK + 1)?;
         assert_eq!(state.current().len(), CHUNK + 1);
         assert!(has_chunk(state.current(), 1));
         // Staged, it hands the appends back to the first list, whose
         // positions go on from where they stopped: in the chunk its cut
         // kept, then in a new one.
         assert_eq!(state.stage(), Ok(()));
-        add_many(&state, CHUNK)?;
+        add_many(&state, 2 * CHUNK + 10, CHUNK)?;
         let first = state.current();
         assert!(has_chunk(first, 3));
+        assert_eq!(first.len(), CHUNK);
         assert_eq!(first.binary_size(), CHUNK * SIZE);
-        let v = fills(first)?;
-        assert_eq!(v.len(), CHUNK);
-        assert!(v.iter().enumerate().all(|(i, &f)| f == (i % 251) as u8));
+        assert!(holds_from(first, 2 * CHUNK + 10)?);
+        Ok(())
+    }
+
+    /// Cuts that free whole chunks run while a work item appends into the
+    /// last ones: no record may be lost or freed twice, nor its bytes
+    /// miscounted.
+    #[test]
+    fn chunks_freed_racing_append() -> Result {
+        let state = Arc::pin_init(State::new(), GFP_KERNEL)?;
+        let done = Arc::pin_init(Completion::new(), GFP_KERNEL)?;
+        let (filled, appended) = (2 * CHUNK + 8, CHUNK);
+        add_many(&state, 0, filled)?;
+        let (appender, finished) = (state.clone(), done.clone());
+        workqueue::system_unbound().try_spawn(GFP_KERNEL, move || {
+            // A failure shows as a wrong count below.
+            let _ = add_many(&appender, filled, appended);
+            finished.complete_all();
+        })?;
+        // Three at a time, so that cuts straddle the ends of chunks; never
+        // more than were filled, so that no cut waits for the appender.
+        let cut = 3 * ((2 * CHUNK + 6) / 3);
+        for _ in 0..cut / 3 {
+            assert_eq!(state.delete_current_front(3), Ok(()));
+        }
+        done.wait_for_completion();
+        let current = state.current();
+        let left = filled + appended - cut;
+        assert_eq!(current.len(), left);
+        assert_eq!(current.binary_size(), left * SIZE);
+        assert_eq!(fills(current)?.len(), left);
+        assert!(holds_from(current, cut)?);
+        assert!(!has_chunk(current, 0) && !has_chunk(current, 1));
+        assert!(has_chunk(current, 2) && has_chunk(current, 3));
         Ok(())
     }
 }
