@@ -185,7 +185,10 @@ size_t ima_rs_record_binary_size(const struct ima_rs_record *r)
  * @show: the formatting
  *
  * @show gets a C entry on the stack whose fields point into @r and whose
- * digests are copied from it: what the formatting reads of an entry.
+ * digests are copied from it: what the formatting reads of an entry. They
+ * are set field by field, not zeroed first (CONFIG_INIT_STACK_ALL_ZERO
+ * would zero every local): this runs once per record read, and the bytes
+ * left unset are never read.
  *
  * Return: what @show returns.
  */
@@ -194,9 +197,13 @@ static int ima_rs_record_show(struct seq_file *m,
 			      int (*show)(struct seq_file *m,
 					  struct ima_template_entry *e))
 {
-	DEFINE_RAW_FLEX(struct ima_template_entry, view, template_data,
-			IMA_TEMPLATE_NUM_FIELDS_MAX);
-	struct tpm_digest digests[IMA_RS_SLOTS_MAX];
+	union {
+		u8 bytes[struct_size_t(struct ima_template_entry, template_data,
+				       IMA_TEMPLATE_NUM_FIELDS_MAX)];
+		struct ima_template_entry entry;
+	} view_u __uninitialized;
+	struct ima_template_entry *view = &view_u.entry;
+	struct tpm_digest digests[IMA_RS_SLOTS_MAX] __uninitialized;
 	const u8 *p = r->data;
 	unsigned int i;
 

@@ -10,64 +10,126 @@
 //! of a linked list, and cutting the first N records or all of them only
 //! moves `head`: the records cut off are freed later, outside the extend
 //! lock, by [`Cut::free`], which takes their bytes off the list's binary size
-//! as it frees them, and drops a chunk once every position of it has been
-//! cut. Nothing walks the records to cut them, and nothing is removed from
-//! the XArray per record. Positions are never reused.
+//! as it frees them. A chunk whose positions have all been cut leaves the
+//! XArray and is freed with the records still in it by one RCU callback;
+//! only the records of a chunk that a cut leaves partly live are taken out
+//! of it and freed one by one. Positions are never reused.
 //!
 //! Appending and cutting take the extend lock's guard, so that they are
 //! ordered with each other and with the TPM extend. Readers take nothing but
 //! an RCU read-side critical section and, for a lookup, the XArray's
-//! spinlock, so they never wait for a TPM extend. Every access to a chunk is
-//! made with the XArray's spinlock held, so a chunk is freed as soon as it
-//! leaves the XArray. [`Cut::free`] frees the records only after an RCU grace
-//! period, without waiting for it: a record a reader found stays valid until
-//! its RCU read-side critical section ends, whatever the writers do
-//! meanwhile. A reader that looks up a position that is being cut may find
-//! nothing there and take it for the end of the list; `ima_fs.c` keeps the
-//! seq_file readers and the commands apart anyway.
+//! spinlock, so they never wait for a TPM extend. Every access to a chunk in
+//! the XArray is made with the XArray's spinlock held. [`Cut::free`] frees
+//! chunks and records only after an RCU grace period, without waiting for
+//! it: a record a reader found stays valid until its RCU read-side critical
+//! section ends, whatever the writers do meanwhile. A reader that looks up a
+//! position that is being cut may find nothing there and take it for the
+//! end of the list; `ima_fs.c` keeps the seq_file readers and the commands
+//! apart anyway.
 
 use crate::{
     entry::{Record, RecordData},
     queue::ExtendGuard,
 };
-use core::{mem::size_of, ops::Range, ptr::NonNull};
+use core::{
+    mem::size_of,
+    ops::Range,
+    ptr::{null_mut, NonNull},
+};
 use kernel::{
+    bindings,
     prelude::*,
     sync::{
         atomic::{Acquire, Atomic, Relaxed, Release},
         rcu,
     },
+    types::Opaque,
     warn_on,
     xarray::{AllocKind, XArray},
 };
 
 /// Positions per chunk: as many record pointers as fit in 4 KiB beside the
-/// chunk's count.
-const CHUNK: usize = (4096 - size_of::<Atomic<usize>>()) / size_of::<*mut RecordData>();
+/// chunk's two counters and its RCU callback head.
+pub(crate) const CHUNK: usize =
+    (4096 - 2 * size_of::<Atomic<usize>>() - size_of::<bindings::callback_head>())
+        / size_of::<*mut RecordData>();
 
-/// Records freed per hold of the XArray lock, which appends take too: a
-/// long cut is freed without holding it for long.
+/// Records taken out of a chunk per hold of the XArray lock, which appends
+/// take too: a cut that leaves a chunk partly live is freed without holding
+/// it for long.
 const BATCH: usize = 64;
 
 /// The records of `CHUNK` consecutive positions, from a multiple of `CHUNK`.
 ///
 /// # Invariants
 ///
-/// - `records[i]` holds a record from [`Record::into_raw`] from the moment
-///   the list's `tail` moves past its position until a [`Cut`] takes it;
-///   before that it is null, after that it is not dereferenced again.
-/// - `taken` is the number of positions whose records a [`Cut`] took; the
-///   chunk leaves the XArray when it reaches `CHUNK`.
+/// - `records[i]` is null until the list's `tail` moves past its position.
+///   From then on it holds a record from [`Record::into_raw`], which the
+///   chunk owns, until a [`Cut`] takes the record out and leaves null, or
+///   the chunk is freed with it.
+/// - `taken` is the number of positions that cuts have taken, with their
+///   records or not; when it reaches `CHUNK` the chunk leaves the XArray
+///   and is freed, with the records left in it, after an RCU grace period.
+/// - `bytes` is the sum of [`RecordData::binary_size`] over the records in
+///   `records`.
+/// - While the chunk is in the XArray, its fields are accessed only with
+///   the XArray lock held.
 struct Chunk {
     records: [Atomic<*mut RecordData>; CHUNK],
     taken: Atomic<usize>,
+    bytes: Atomic<usize>,
+    rcu: Opaque<bindings::callback_head>,
 }
 
 kernel::static_assert!(size_of::<Chunk>() <= 4096);
 
 // SAFETY: A chunk of zero bytes holds null pointers (an `Atomic<T>` has the
-// representation of `T`) and a count of zero.
+// representation of `T`), counts of zero and an RCU head that `call_rcu()`
+// has not been given.
 unsafe impl Zeroable for Chunk {}
+
+// SAFETY: A chunk owns its records, which may be sent to any thread (see
+// `Record`), and its RCU head is used only by the thread that gives the
+// whole chunk up to `call_rcu()`.
+unsafe impl Send for Chunk {}
+
+// SAFETY: Through a shared chunk, its records and counters are accessed
+// atomically and its RCU head not at all.
+unsafe impl Sync for Chunk {}
+
+impl Chunk {
+    /// Frees `chunk` and the records left in it once every RCU reader that
+    /// could have found them has left its read-side critical section;
+    /// returns at once.
+    ///
+    /// The caller must have made the chunk unreachable to new readers.
+    fn free_after_grace_period(chunk: KBox<Self>) {
+        let chunk = KBox::into_raw(chunk);
+        // SAFETY: `chunk` is valid, and given up above: `free_rcu` takes it
+        // back, once, after the grace period. Its RCU head is unused.
+        unsafe { bindings::call_rcu((*chunk).rcu.get(), Some(Self::free_rcu)) };
+    }
+
+    /// The RCU callback of [`Chunk::free_after_grace_period`].
+    ///
+    /// # Safety
+    ///
+    /// `head` must be the RCU head of a chunk given up by
+    /// [`Chunk::free_after_grace_period`], and the callback run once for it.
+    unsafe extern "C" fn free_rcu(head: *mut bindings::callback_head) {
+        let head = Opaque::cast_from(head).cast_mut();
+        // SAFETY: By the safety requirements `head` is the `rcu` field of a
+        // chunk from `KBox::into_raw`, taken back only here.
+        let chunk = unsafe { KBox::from_raw(kernel::container_of!(head, Chunk, rcu)) };
+        for slot in &chunk.records {
+            if let Some(record) = NonNull::new(slot.load(Relaxed)) {
+                // SAFETY: By the type invariants the chunk owns the records
+                // left in it, and frees them only here.
+                drop(unsafe { Record::from_raw(record) });
+            }
+        }
+    }
+}
 
 /// A list of records.
 ///
@@ -77,8 +139,8 @@ unsafe impl Zeroable for Chunk {}
 /// - `chunks` holds, at `i`, the chunk of the positions from `i * CHUNK`
 ///   for every `i` whose chunk has a position in `[head, tail)`, and no
 ///   chunk whose positions were all cut.
-/// - A record is freed only in [`Cut::free`], after an RCU grace period
-///   that starts once `head` has moved past its position.
+/// - A record is freed only after an RCU grace period that starts once
+///   `head` has moved past its position, by [`Cut::free`].
 /// - While the extend lock is free, `size` is the sum of
 ///   [`RecordData::binary_size`] over `[head, tail)` and over the records
 ///   that a [`Cut`] still holds.
@@ -167,8 +229,9 @@ impl RecordList {
             return Err(EINVAL);
         };
         // INVARIANT: The slot at `tail` is filled before `tail` moves past
-        // it.
+        // it, and its bytes counted in the chunk's.
         chunk.records[tail % CHUNK].store(record.into_raw().as_ptr(), Relaxed);
+        chunk.bytes.add(size, Relaxed);
         drop(chunks);
         self.size.add(size, Relaxed);
         // The release pairs with the acquire in `len()` and `get()`: a
@@ -186,11 +249,12 @@ impl RecordList {
         }
         let record = self.chunks.lock().get(index / CHUNK)?.records[index % CHUNK].load(Relaxed);
         // SAFETY: `index` was below `tail` and the chunk was in `chunks`, so
-        // the slot held a record, which was either live or is freed after a
-        // grace period that starts once `head` moved past it: after the
-        // load of `head` above, made in the RCU read-side critical section
-        // of `_rcu`, which therefore ends first.
-        Some(unsafe { &*record })
+        // the slot, unless a cut took the record out, held a record, which
+        // was either live or is freed after a grace period that starts once
+        // `head` moved past it: after the load of `head` above, made in the
+        // RCU read-side critical section of `_rcu`, which therefore ends
+        // first.
+        NonNull::new(record).map(|record| unsafe { &*record.as_ptr() })
     }
 
     /// The records, in order, including those appended while it runs.
@@ -233,7 +297,8 @@ impl RecordList {
 impl PinnedDrop for RecordList {
     fn drop(self: Pin<&mut Self>) {
         // No cut outlives the list, which it borrows: the records left are
-        // the live ones. The chunks go with the XArray.
+        // the live ones. The chunks the cut does not complete, which hold
+        // no record, go with the XArray.
         let tail = self.tail.load(Relaxed);
         let head = self.head.xchg(tail, Relaxed);
         let list: &RecordList = &self;
@@ -247,45 +312,65 @@ impl PinnedDrop for RecordList {
 }
 
 impl Cut<'_> {
-    /// Takes the records cut off out of their chunks, without the extend
-    /// lock, takes their bytes off the list's binary size, and frees them
-    /// once every reader that could have found them has left its RCU
-    /// read-side critical section, without waiting for that.
+    /// Takes the records cut off out of the list without the extend lock,
+    /// takes their bytes off the list's binary size, and frees them once
+    /// every reader that could have found them has left its RCU read-side
+    /// critical section, without waiting for that.
+    ///
+    /// The positions of a chunk that the cut completes go with the chunk,
+    /// in O(1); the others are taken out a batch per hold of the XArray
+    /// lock.
     pub(crate) fn free(self) {
         let Range { mut start, end } = self.positions;
         let mut batch: [Option<Record>; BATCH] = [const { None }; BATCH];
         while start < end {
-            // At most a batch, within one chunk.
-            let stop = end.min(start + BATCH).min((start / CHUNK + 1) * CHUNK);
+            let index = start / CHUNK;
+            let in_chunk = end.min((index + 1) * CHUNK) - start;
             let mut chunks = self.list.chunks.lock();
-            let Some(chunk) = chunks.get(start / CHUNK) else {
+            let Some(chunk) = chunks.get(index) else {
                 // By the invariants a chunk stays until its positions are
                 // all taken, and these are not yet: leak rather than guess.
                 warn_on!(true);
                 return;
             };
-            for (slot, index) in batch.iter_mut().zip(start..stop) {
-                let record = chunk.records[index % CHUNK].load(Relaxed);
-                // SAFETY: The cut holds `index`, so by the type invariants
-                // the slot holds a record from `Record::into_raw` that
-                // nothing else takes.
-                *slot = NonNull::new(record).map(|r| unsafe { Record::from_raw(r) });
-            }
-            let taken = chunk.taken.fetch_add(stop - start, Relaxed) + (stop - start);
-            // INVARIANT: The chunk's positions are all cut and taken; the
-            // XArray lock keeps every other user of the chunk out.
-            let emptied = (taken == CHUNK).then(|| chunks.remove(start / CHUNK));
+            let taken = chunk.taken.load(Relaxed);
+            let (count, mut size) = if taken + in_chunk == CHUNK {
+                (in_chunk, 0)
+            } else {
+                let count = in_chunk.min(BATCH);
+                let mut size: usize = 0;
+                for (slot, pos) in batch.iter_mut().zip(start..start + count) {
+                    let record = chunk.records[pos % CHUNK].xchg(null_mut(), Relaxed);
+                    // SAFETY: The cut holds `pos`, so by the type invariants
+                    // the slot held a record from `Record::into_raw`, which
+                    // the chunk no longer holds.
+                    *slot = NonNull::new(record).map(|r| unsafe { Record::from_raw(r) });
+                    size += slot.as_ref().map_or(0, |r| r.binary_size());
+                }
+                // INVARIANT: The records taken out leave the chunk's bytes.
+                chunk.bytes.fetch_sub(size, Relaxed);
+                (count, size)
+            };
+            // INVARIANT: The positions are counted as taken; once all are,
+            // the chunk leaves the XArray, with the bytes left in it.
+            chunk.taken.store(taken + count, Relaxed);
+            let emptied = if taken + count == CHUNK {
+                size += chunk.bytes.load(Relaxed);
+                chunks.remove(index)
+            } else {
+                None
+            };
             drop(chunks);
-            drop(emptied);
             // Handed over with the XArray lock released.
-            let mut size: usize = 0;
+            if let Some(chunk) = emptied {
+                Chunk::free_after_grace_period(chunk);
+            }
             for record in batch.iter_mut().filter_map(Option::take) {
-                size = size.saturating_add(record.binary_size());
                 record.free_after_grace_period();
             }
             // INVARIANT: These records are no longer held by the cut.
             self.list.size.fetch_sub(size, Relaxed);
-            start = stop;
+            start += count;
         }
     }
 }
@@ -326,6 +411,14 @@ mod tests {
         list.chunks.lock().get(i).is_some()
     }
 
+    /// The records in the chunk at `i` of `list`, and their bytes.
+    fn chunk_holds(list: &RecordList, i: usize) -> Option<(usize, usize)> {
+        let chunks = list.chunks.lock();
+        let chunk = chunks.get(i)?;
+        let records = chunk.records.iter().filter(|r| !r.load(Relaxed).is_null());
+        Some((records.count(), chunk.bytes.load(Relaxed)))
+    }
+
     #[test]
     fn cuts_across_chunks() -> Result {
         let state = new_state()?;
@@ -334,14 +427,19 @@ mod tests {
         assert_eq!(current.len(), 2 * CHUNK + 10);
         assert_eq!(current.binary_size(), (2 * CHUNK + 10) * SIZE);
         assert!(has_chunk(current, 2));
-        // Ending just before the end of the first chunk keeps it.
+        // Ending just before the end of the first chunk keeps it, with
+        // only its live records.
         assert_eq!(state.delete_current_front(CHUNK - 3), Ok(()));
-        assert!(has_chunk(current, 0));
+        assert_eq!(chunk_holds(current, 0), Some((3, 3 * SIZE)));
         assert!(holds_from(current, CHUNK - 3)?);
-        // Across its end: it goes, its successor stays.
+        // Across its end: it goes with its last records, its successor
+        // stays with the rest of its own.
         assert_eq!(state.delete_current_front(10), Ok(()));
         assert!(!has_chunk(current, 0));
-        assert!(has_chunk(current, 1));
+        assert_eq!(
+            chunk_holds(current, 1),
+            Some((CHUNK - 7, (CHUNK - 7) * SIZE))
+        );
         assert_eq!(fills(current)?.len(), CHUNK + 3);
         assert!(holds_from(current, CHUNK + 7)?);
         assert_eq!(current.binary_size(), (CHUNK + 3) * SIZE);
