@@ -347,6 +347,9 @@ impl Cut<'_> {
                     *slot = NonNull::new(record).map(|r| unsafe { Record::from_raw(r) });
                     size += slot.as_ref().map_or(0, |r| r.binary_size());
                 }
+                // Summed under the lock, a batch at most: the chunk's bytes
+                // must lose these records before another cut may complete
+                // the chunk and take the bytes left in it.
                 // INVARIANT: The records taken out leave the chunk's bytes.
                 chunk.bytes.fetch_sub(size, Relaxed);
                 (count, size)
