@@ -222,9 +222,10 @@ impl State {
         let old_table = flush.then(|| core::mem::replace(&mut queue.table, DigestTable::new()));
         drop(queue);
         if let Some(table) = old_table {
-            // Without memory for the work item, the closure and the table
-            // in it are dropped here.
-            let _ = workqueue::system().try_spawn(GFP_KERNEL, move || drop(table));
+            // Unbound: freeing a node per event can take milliseconds, too
+            // long for a per-CPU worker. Without memory for the work item,
+            // the closure and the table in it are dropped here.
+            let _ = workqueue::system_unbound().try_spawn(GFP_KERNEL, move || drop(table));
         }
         cut.free();
         Ok(())
