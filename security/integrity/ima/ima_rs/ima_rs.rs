@@ -274,14 +274,16 @@ extern "C" fn ima_list_violations() -> c_long {
 #[kunit_tests(ima_rs)]
 mod tests {
     use super::*;
-    use crate::testing::{add, new_state};
+    use crate::{
+        queue::unbound_queue,
+        testing::{add, new_state},
+    };
     use kernel::{
         sync::{
             atomic::{Acquire, Atomic, Relaxed, Release},
             Arc, Completion,
         },
         time::{delay::fsleep, Delta, Instant, Monotonic},
-        workqueue,
     };
 
     /// IMA initialises before KUnit runs: the C side set the queue up.
@@ -362,7 +364,7 @@ mod tests {
             rounds.clone(),
             worker_done.clone(),
         );
-        workqueue::system_unbound().try_spawn(GFP_KERNEL, move || {
+        unbound_queue().try_spawn(GFP_KERNEL, move || {
             let start = Instant::<Monotonic>::now();
             let mut round = 0;
             while round < COUNT_MAX_ROUNDS && start.elapsed() < COUNT_TIME {
@@ -393,7 +395,7 @@ mod tests {
                 left.clone(),
                 readers_over.clone(),
             );
-            workqueue::system_unbound().try_spawn(GFP_KERNEL, move || {
+            unbound_queue().try_spawn(GFP_KERNEL, move || {
                 if read_counts(&reader, &flag, most).1 {
                     over.store(true, Relaxed);
                 }

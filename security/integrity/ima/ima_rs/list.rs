@@ -382,13 +382,10 @@ impl Cut<'_> {
 mod tests {
     use super::*;
     use crate::{
-        queue::State,
+        queue::{unbound_queue, State},
         testing::{fills, new_state, record, DATA_LEN, SIZE},
     };
-    use kernel::{
-        sync::{Arc, Completion},
-        workqueue,
-    };
+    use kernel::sync::{Arc, Completion};
 
     /// Adds the records of positions `from..from + n`, the one of position
     /// `p` with every digest byte `p % 251`, without the digest table.
@@ -482,7 +479,7 @@ mod tests {
         let (filled, appended) = (2 * CHUNK + 8, CHUNK);
         add_many(&state, 0, filled)?;
         let (appender, finished) = (state.clone(), done.clone());
-        workqueue::system_unbound().try_spawn(GFP_KERNEL, move || {
+        unbound_queue().try_spawn(GFP_KERNEL, move || {
             // A failure shows as a wrong count below.
             let _ = add_many(&appender, filled, appended);
             finished.complete_all();

@@ -12,7 +12,7 @@ use crate::{
     table::{DigestTable, Slot},
 };
 use kernel::{
-    new_mutex,
+    bindings, new_mutex,
     prelude::*,
     sync::{
         atomic::{Acquire, Atomic, Relaxed, Release},
@@ -21,6 +21,15 @@ use kernel::{
     },
     try_pin_init, workqueue,
 };
+
+/// The system's unbound workqueue (`system_dfl_wq`), whose workers run on
+/// any CPU and may run long. The Rust workqueue module names only
+/// `system_unbound_wq`, which this kernel marks deprecated.
+pub(crate) fn unbound_queue() -> &'static workqueue::Queue {
+    // SAFETY: `system_dfl_wq` is allocated at boot, before any initcall
+    // that could queue work, and never freed.
+    unsafe { workqueue::Queue::from_raw(bindings::system_dfl_wq) }
+}
 
 /// What the extend lock protects besides the lists' positions.
 pub(crate) struct Queue {
@@ -225,7 +234,7 @@ impl State {
             // Unbound: freeing a node per event can take milliseconds, too
             // long for a per-CPU worker. Without memory for the work item,
             // the closure and the table in it are dropped here.
-            let _ = workqueue::system_unbound().try_spawn(GFP_KERNEL, move || drop(table));
+            let _ = unbound_queue().try_spawn(GFP_KERNEL, move || drop(table));
         }
         cut.free();
         Ok(())
@@ -323,7 +332,6 @@ mod tests {
             delay::{fsleep, udelay},
             Delta,
         },
-        workqueue,
     };
 
     #[test]
@@ -464,7 +472,7 @@ mod tests {
             assert!(add(&state, 10, fill, false)?);
         }
         let (appender, finished) = (state.clone(), done.clone());
-        workqueue::system_unbound().try_spawn(GFP_KERNEL, move || {
+        unbound_queue().try_spawn(GFP_KERNEL, move || {
             for fill in 21..21 + RACE_ADDS {
                 // A failure shows as a wrong count below.
                 let _ = add(&appender, 11, fill, false);
@@ -610,7 +618,7 @@ mod tests {
         let state = Arc::pin_init(State::new(), GFP_KERNEL)?;
         let done = Arc::pin_init(Completion::new(), GFP_KERNEL)?;
         let (appender, finished) = (state.clone(), done.clone());
-        workqueue::system_unbound().try_spawn(GFP_KERNEL, move || {
+        unbound_queue().try_spawn(GFP_KERNEL, move || {
             for fill in 1..=COMMAND_RACE_ADDS {
                 // A failure shows as a missing record below.
                 let _ = add(&appender, 10, fill, false);
@@ -655,7 +663,7 @@ mod tests {
         let rcu = rcu::read_lock();
         let record = state.staged().get(&rcu, records - 1).ok_or(ENOENT)?;
         let (deleter, finished, flag) = (state.clone(), done.clone(), deleted.clone());
-        workqueue::system_unbound().try_spawn(GFP_ATOMIC, move || {
+        unbound_queue().try_spawn(GFP_ATOMIC, move || {
             let _ = deleter.delete_staged(false);
             flag.store(true, Relaxed);
             finished.complete_all();
