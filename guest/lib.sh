@@ -401,7 +401,8 @@ rcu|suspicious RCU usage
 ubsan|UBSAN
 call_trace|Call Trace
 rust_panic|rust_panic
-panicked|panicked'
+panicked|panicked
+deprecated_wq|enqueued on deprecated workqueue'
 
 # no_reports LOG PATTERN: the kernel log LOG has no line with PATTERN.
 no_reports() {
