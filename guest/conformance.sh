@@ -71,7 +71,7 @@ if [ "$staging" = n ]; then
 		keeper_nostaging
 	sed -n 's/^\(export .*\|note: .*\)/INFO ima-keeper: \1/p' "$SCRATCH/check.out"
 fi
-check kernel_log_clean "the kernel log holds no report (KASAN, BUG, WARNING, lockdep, RCU, UBSAN, call trace, Rust panic)" \
+check kernel_log_clean "the kernel log holds no report ($REPORT_NAMES)" \
 	kernel_log_clean
 [ "$rc" -eq 0 ] || [ "$NFAIL" -gt 0 ] || NFAIL=1
 finish

@@ -403,6 +403,8 @@ call_trace|Call Trace
 rust_panic|rust_panic
 panicked|panicked
 deprecated_wq|enqueued on deprecated workqueue'
+# Their names, for the descriptions of checks.
+REPORT_NAMES=$(cut -d'|' -f1 <<<"$REPORTS" | paste -sd ' ')
 
 # no_reports LOG PATTERN: the kernel log LOG has no line with PATTERN.
 no_reports() {
