@@ -8,7 +8,10 @@
  */
 
 #include <kunit/visibility.h>
+#include <linux/once.h>
+#include <linux/random.h>
 #include <linux/seq_file.h>
+#include <linux/siphash.h>
 #include <linux/slab.h>
 #include <linux/unaligned.h>
 #include "../ima.h"
@@ -160,6 +163,25 @@ const u8 *ima_rs_record_digest(const struct ima_rs_record *r)
 size_t ima_rs_digest_size(void)
 {
 	return hash_digest_size[ima_hash_algo];
+}
+
+/* The seed of the digest table's hash, drawn at its first use. */
+static siphash_key_t ima_rs_key_seed;
+
+/**
+ * ima_rs_key_hash - hash a key of the Rust digest table
+ * @key: the key's bytes
+ * @len: their number
+ *
+ * Keyed with a secret seed, so that whoever chooses the measured files
+ * cannot choose template digests that fall into one bucket.
+ *
+ * Return: the hash.
+ */
+u64 ima_rs_key_hash(const void *key, size_t len)
+{
+	get_random_once(&ima_rs_key_seed, sizeof(ima_rs_key_seed));
+	return siphash(key, len, &ima_rs_key_seed);
 }
 
 /**

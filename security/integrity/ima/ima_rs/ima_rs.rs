@@ -274,10 +274,7 @@ extern "C" fn ima_list_violations() -> c_long {
 #[kunit_tests(ima_rs)]
 mod tests {
     use super::*;
-    use crate::{
-        queue::unbound_queue,
-        testing::{add, new_state},
-    };
+    use crate::testing::{add, new_state, unbound_queue};
     use kernel::{
         sync::{
             atomic::{Acquire, Atomic, Relaxed, Release},

@@ -382,8 +382,8 @@ impl Cut<'_> {
 mod tests {
     use super::*;
     use crate::{
-        queue::{unbound_queue, State},
-        testing::{fills, new_state, record, DATA_LEN, SIZE},
+        queue::State,
+        testing::{fills, new_state, record, unbound_queue, DATA_LEN, SIZE},
     };
     use kernel::sync::{Arc, Completion};
 

@@ -12,24 +12,15 @@ use crate::{
     table::{DigestTable, Slot},
 };
 use kernel::{
-    bindings, new_mutex,
+    new_mutex,
     prelude::*,
     sync::{
         atomic::{Acquire, Atomic, Relaxed, Release},
         lock::{mutex::MutexBackend, Guard},
         rcu, Mutex, SetOnce,
     },
-    try_pin_init, workqueue,
+    try_pin_init,
 };
-
-/// The system's unbound workqueue (`system_dfl_wq`), whose workers run on
-/// any CPU and may run long. The Rust workqueue module names only
-/// `system_unbound_wq`, which this kernel marks deprecated.
-pub(crate) fn unbound_queue() -> &'static workqueue::Queue {
-    // SAFETY: `system_dfl_wq` is allocated at boot, before any initcall
-    // that could queue work, and never freed.
-    unsafe { workqueue::Queue::from_raw(bindings::system_dfl_wq) }
-}
 
 /// What the extend lock protects besides the lists' positions.
 pub(crate) struct Queue {
@@ -164,14 +155,14 @@ impl State {
             return Err(AddError::Suspended);
         }
         let (pcr, digest) = (record.pcr(), record.digest());
-        let slot = if use_table {
-            if !violation && queue.table.contains(pcr, digest) {
-                return Err(AddError::Duplicate);
-            }
-            Some(Slot::new(pcr, digest).map_err(|_| AddError::NoMemory)?)
-        } else {
-            None
-        };
+        let known = use_table && queue.table.contains(pcr, digest);
+        if known && !violation {
+            return Err(AddError::Duplicate);
+        }
+        let slot: Option<Slot> = (use_table && !known)
+            .then(|| queue.table.reserve(pcr, digest))
+            .transpose()
+            .map_err(|_| AddError::NoMemory)?;
         let size = record.binary_size();
         self.current()
             .push(&queue, record)
@@ -216,8 +207,8 @@ impl State {
     /// Deletes every staged record (`D`): cut in O(1) under the extend
     /// lock, freed after it. With `flush` the digest table is replaced by an
     /// empty one as well, so that deleted events can be recorded again; the
-    /// old one, a node per event since the last flush, is freed by a work
-    /// item rather than in the writer's `write()`.
+    /// old one, a 4 KiB block per hundred events since the last flush, is
+    /// freed after the lock too.
     pub(crate) fn delete_staged(&self, flush: bool) -> Result {
         let mut queue = self.queue.lock();
         let staged = self.staged();
@@ -230,12 +221,7 @@ impl State {
         let cut = staged.cut_all(&queue);
         let old_table = flush.then(|| core::mem::replace(&mut queue.table, DigestTable::new()));
         drop(queue);
-        if let Some(table) = old_table {
-            // Unbound: freeing a node per event can take milliseconds, too
-            // long for a per-CPU worker. Without memory for the work item,
-            // the closure and the table in it are dropped here.
-            let _ = unbound_queue().try_spawn(GFP_KERNEL, move || drop(table));
-        }
+        drop(old_table);
         cut.free();
         Ok(())
     }
@@ -324,7 +310,7 @@ mod tests {
     use super::*;
     use crate::{
         list::CHUNK,
-        testing::{add, binary_size, fills, new_state, record, DATA_LEN, SIZE},
+        testing::{add, binary_size, fills, new_state, record, unbound_queue, DATA_LEN, SIZE},
     };
     use kernel::{
         sync::{rcu, Arc, Completion},

@@ -9,12 +9,22 @@ use crate::{
     queue::{AddError, State},
 };
 use core::ptr::NonNull;
-use kernel::{prelude::*, sync::rcu};
+use kernel::{bindings, prelude::*, sync::rcu, workqueue};
 
 extern "C" {
     /// An entry for these tests (`glue.c`): `fill` in every digest byte,
     /// `data_len` bytes of data in the first field of IMA's current template.
     fn ima_rs_test_entry(pcr: u32, fill: u8, data_len: u32) -> *mut TemplateEntry;
+}
+
+/// The system's unbound workqueue (`system_dfl_wq`), on which a test's
+/// worker runs on another CPU than the test, where there is one. The Rust
+/// workqueue module names only `system_unbound_wq`, which this kernel
+/// marks deprecated.
+pub(crate) fn unbound_queue() -> &'static workqueue::Queue {
+    // SAFETY: `system_dfl_wq` is allocated at boot, before any initcall
+    // that could queue work, and never freed.
+    unsafe { workqueue::Queue::from_raw(bindings::system_dfl_wq) }
 }
 
 /// Template data bytes of the records [`add`] makes.
