@@ -77,18 +77,18 @@ empty_list() {
 one_size() {
 	local r=$1 n=$2 o0 o1 o2 live staged= after line b s
 	empty_list || { figure "$r" "$n" empty ""; return; }
-	settle
+	settle_timed
 	o0=$(object_bytes)
 	bench_run fill "$FILE" "$n" || { figure "$r" "$n" "adds_per_s$suffix" ""; return; }
 	figure "$r" "$n" "adds_per_s$suffix" "$(field per_second "$OUT")"
-	settle
+	settle_timed
 	o1=$(object_bytes)
 	live=$(((o1 - o0) / n))
 	figure "$r" "$n" "live_bytes$suffix" "$live"
 	if [ "$mode" = tpm ]; then
 		staged=$(count)
 		empty_list || { figure "$r" "$n" deleted_bytes_tpm ""; return; }
-		settle
+		settle_timed
 		o2=$(object_bytes)
 		figure "$r" "$n" deleted_bytes_tpm "$(((o2 - o0 - $(count) * live) / staged))"
 		return
@@ -122,7 +122,7 @@ one_size() {
 			;;
 		esac
 	done <<<"$OUT"
-	settle
+	settle_timed
 	o2=$(object_bytes)
 	# The records added while A and D ran are live: their bytes are not
 	# the deleted records'. Staged were the N records and the adds before A.
@@ -152,11 +152,22 @@ cat $IMA/ascii_runtime_measurements >"$RESULTS/ascii.txt"
 mkdir -p "$SCRATCH/bench"
 mount -t ramfs ramfs "$SCRATCH/bench" || { echo "cannot mount ramfs on $SCRATCH/bench"; rc=1; }
 echo "INFO path=$KPATH mode=$mode flush=$flush kernel=$(uname -r) cpus=$(nproc)" \
-	"memory=$(awk '/^MemTotal:/ { print $2 " kB" }' /proc/meminfo) rounds=$ROUNDS sizes=${SIZES[*]}"
+	"memory=$(awk '/^MemTotal:/ { print $2 " kB" }' /proc/meminfo) rounds=$ROUNDS sizes=${SIZES[*]} uptime=$(cut -d" " -f1 /proc/uptime)"
 echo "INFO lists:" $IMA/binary_runtime_measurements*
+# Where a boot's time goes: each size's seconds, and the part of them
+# spent settling (bash's clock, in microseconds: no command to start,
+# which costs about half a second under emulation).
+settle_timed() {
+	local t0=${EPOCHREALTIME/./}
+	settle
+	SETTLE_US=$((SETTLE_US + ${EPOCHREALTIME/./} - t0))
+}
 for ((round = 1; round <= ROUNDS; round++)); do
 	for n in "${SIZES[@]}"; do
+		t0=$SECONDS
+		SETTLE_US=0
 		one_size "$round" "$n"
+		echo "INFO round=$round n=$n seconds=$((SECONDS - t0)) settling=$((SETTLE_US / 1000000))"
 	done
 done
 echo "$rc" >"$RESULTS/rc"

@@ -8,75 +8,88 @@
 //! stays known; a C list keeps the record's queue entry, template entry and
 //! digest array for that.
 //!
-//! A key keeps the first 256 bits of the digest: with a SHA-384 or SHA-512
-//! template digest, two events count as one only if their digests agree on
-//! 256 bits, a collision as hard to find as one of SHA-256.
+//! A key keeps the PCR and the digest's first 256 bits: all of a SHA-1 or
+//! SHA-256 digest; with a SHA-384 or SHA-512 template digest, two events
+//! count as one only if their digests agree on 256 bits, a collision as
+//! hard to find as one of SHA-256. A boot has one template hash algorithm,
+//! so the first key sets the length of every key of a table.
 //!
 //! Keys are never removed (`ima_flush_htable` replaces the whole table), so
 //! they are stored in the order they come, packed in 4 KiB blocks, and found
 //! through a hash table of 32-bit key indexes that grows by linear hashing:
 //! each insertion splits at most one bucket, so no insertion rehashes the
-//! table, and there is a bucket per key. A key then costs 44 bytes (its
-//! 40-byte entry and its bucket's head), which is what a deleted record
-//! costs. The hash is SipHash with a secret seed (`glue.c`): template
-//! digests are chosen by whoever chooses the measured files, and must not
-//! be able to fill one bucket.
+//! table, and there is a bucket per key. A key then costs its entry (the
+//! key and the index of the next key of its bucket: 28 bytes with SHA-1, 40
+//! with SHA-256 or longer) and its bucket's 4-byte head, which is what a
+//! deleted record costs. The hash is SipHash with a secret seed (`glue.c`):
+//! template digests are chosen by whoever chooses the measured files, and
+//! must not be able to fill one bucket.
 
 use core::{ffi::c_void, mem::size_of};
 use kernel::prelude::*;
 
-/// Bytes of the template digest a key keeps (256 bits).
-const KEY_DIGEST: usize = 32;
+/// Most bytes of the template digest a key keeps (256 bits).
+const KEY_DIGEST_MAX: usize = 32;
 
-/// What duplicate lookup compares: the PCR and the template digest in IMA's
-/// hash algorithm (the same algorithm for every key of a boot), cut to
-/// [`KEY_DIGEST`] bytes or padded with zeroes to them.
-#[repr(C)]
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// Most words of a key: the PCR, then the digest.
+const KEY_WORDS_MAX: usize = 1 + KEY_DIGEST_MAX / size_of::<u32>();
+
+/// What duplicate lookup compares: the PCR, then the template digest in
+/// IMA's hash algorithm cut to the table's key length or padded with
+/// zeroes to it, in 32-bit words.
+///
+/// # Invariants
+///
+/// `len` is at most [`KEY_WORDS_MAX`]; the words past it are zero.
+#[derive(Clone, Copy)]
 struct Key {
-    pcr: u32,
-    digest: [u8; KEY_DIGEST],
+    words: [u32; KEY_WORDS_MAX],
+    len: usize,
 }
-
-// The hash reads a key as bytes: it has no padding.
-kernel::static_assert!(size_of::<Key>() == 4 + KEY_DIGEST);
 
 extern "C" {
     fn ima_rs_key_hash(key: *const c_void, len: usize) -> u64;
 }
 
 impl Key {
-    fn new(pcr: u32, digest: &[u8]) -> Self {
-        let mut key = Key {
-            pcr,
-            digest: [0; KEY_DIGEST],
-        };
-        let len = digest.len().min(KEY_DIGEST);
-        key.digest[..len].copy_from_slice(&digest[..len]);
-        key
+    /// The key of `digest` for `pcr`, of `len` words.
+    fn new(pcr: u32, digest: &[u8], len: usize) -> Self {
+        let mut words = [0; KEY_WORDS_MAX];
+        words[0] = pcr;
+        let digest = &digest[..digest.len().min((len - 1) * size_of::<u32>())];
+        for (word, bytes) in words[1..].iter_mut().zip(digest.chunks(size_of::<u32>())) {
+            let mut b = [0; size_of::<u32>()];
+            b[..bytes.len()].copy_from_slice(bytes);
+            *word = u32::from_ne_bytes(b);
+        }
+        // INVARIANT: The callers pass at most `KEY_WORDS_MAX` words, and
+        // only words below `len` were set.
+        Self { words, len }
+    }
+
+    fn words(&self) -> &[u32] {
+        &self.words[..self.len]
     }
 
     fn hash(&self) -> u64 {
-        // SAFETY: `self` is `size_of::<Key>()` readable bytes without
-        // padding; the function only reads them.
-        unsafe { ima_rs_key_hash(core::ptr::from_ref(self).cast(), size_of::<Key>()) }
+        let words = self.words();
+        // SAFETY: `words` is `size_of_val(words)` readable bytes; the
+        // function only reads them.
+        unsafe { ima_rs_key_hash(words.as_ptr().cast(), core::mem::size_of_val(words)) }
     }
+}
+
+/// The words of the key of a digest of `digest_len` bytes.
+fn key_words(digest_len: usize) -> usize {
+    1 + digest_len.min(KEY_DIGEST_MAX).div_ceil(size_of::<u32>())
 }
 
 /// No key: the end of a bucket's chain.
 const NONE: u32 = u32::MAX;
 
-/// A key and the index of the next key of its bucket.
-#[derive(Clone, Copy)]
-struct Entry {
-    key: Key,
-    next: u32,
-}
-
 /// Bytes of a block of entries or of bucket heads: one slab object each.
 const BLOCK: usize = 4096;
-const ENTRIES_PER_BLOCK: usize = BLOCK / size_of::<Entry>();
-const HEADS_PER_BLOCK: usize = BLOCK / size_of::<u32>();
+const WORDS_PER_BLOCK: usize = BLOCK / size_of::<u32>();
 
 /// Room for one more key, and the key: what [`DigestTable::reserve`]
 /// allocates before the record is committed, so that inserting the key
@@ -87,19 +100,23 @@ pub(crate) struct Slot(Key);
 ///
 /// # Invariants
 ///
-/// - `entries` holds `len` keys, the key of index `i` at
-///   `entries[i / ENTRIES_PER_BLOCK][i % ENTRIES_PER_BLOCK]`; every block
-///   holds `ENTRIES_PER_BLOCK` entries, those past `len` unused.
+/// - Every key has `key_words` words, 0 before the first key is reserved.
+///   The entry of a key is its words and then the index of the next key of
+///   its bucket, or [`NONE`]: `key_words + 1` words.
+/// - `entries` holds `len` entries, `per_block()` a block, the entry of key
+///   index `i` the `i % per_block()`-th of block `i / per_block()`; every
+///   block holds [`WORDS_PER_BLOCK`] words, those past `len` unused.
 /// - `heads` holds the first key index of each of the `buckets` buckets,
-///   or [`NONE`], the same way, `HEADS_PER_BLOCK` a block.
+///   or [`NONE`], [`WORDS_PER_BLOCK`] a block, the same way.
 /// - A key is in the chain of bucket [`DigestTable::bucket`] of its hash.
 /// - `buckets` is 0 with no key, `(1 << level) + split` with
 ///   `split < 1 << level` otherwise, and at least `len`.
 /// - No key is in the table twice.
 /// - When a [`Slot`] exists, both kinds of blocks have room for one more.
 pub(crate) struct DigestTable {
-    entries: KVec<KVec<Entry>>,
+    entries: KVec<KVec<u32>>,
     heads: KVec<KVec<u32>>,
+    key_words: usize,
     len: usize,
     buckets: usize,
     level: u32,
@@ -112,11 +129,17 @@ impl DigestTable {
         Self {
             entries: KVec::new(),
             heads: KVec::new(),
+            key_words: 0,
             len: 0,
             buckets: 0,
             level: 0,
             split: 0,
         }
+    }
+
+    /// Entries a block holds.
+    fn per_block(&self) -> usize {
+        WORDS_PER_BLOCK / (self.key_words + 1)
     }
 
     /// The bucket of the keys of hash `hash`: the hash's `level` low bits,
@@ -131,41 +154,61 @@ impl DigestTable {
     }
 
     fn head(&self, bucket: usize) -> u32 {
-        self.heads[bucket / HEADS_PER_BLOCK][bucket % HEADS_PER_BLOCK]
+        self.heads[bucket / WORDS_PER_BLOCK][bucket % WORDS_PER_BLOCK]
     }
 
     fn set_head(&mut self, bucket: usize, index: u32) {
-        self.heads[bucket / HEADS_PER_BLOCK][bucket % HEADS_PER_BLOCK] = index;
+        self.heads[bucket / WORDS_PER_BLOCK][bucket % WORDS_PER_BLOCK] = index;
     }
 
-    fn entry(&self, index: u32) -> &Entry {
-        let i = index as usize;
-        &self.entries[i / ENTRIES_PER_BLOCK][i % ENTRIES_PER_BLOCK]
+    /// The entry of key index `index`: its key's words, then the next index.
+    fn entry(&self, index: u32) -> &[u32] {
+        let (i, stride) = (index as usize, self.key_words + 1);
+        let at = i % self.per_block() * stride;
+        &self.entries[i / self.per_block()][at..at + stride]
     }
 
-    fn entry_mut(&mut self, index: u32) -> &mut Entry {
-        let i = index as usize;
-        &mut self.entries[i / ENTRIES_PER_BLOCK][i % ENTRIES_PER_BLOCK]
+    fn entry_mut(&mut self, index: u32) -> &mut [u32] {
+        let (i, stride) = (index as usize, self.key_words + 1);
+        let at = i % self.per_block() * stride;
+        let block = i / self.per_block();
+        &mut self.entries[block][at..at + stride]
     }
 
-    fn find(&self, key: &Key) -> bool {
-        if self.buckets == 0 {
-            return false;
-        }
-        let mut index = self.head(self.bucket(key.hash()));
-        while index != NONE {
-            let entry = self.entry(index);
-            if entry.key == *key {
-                return true;
-            }
-            index = entry.next;
-        }
-        false
+    /// The key of the entry of key index `index`.
+    fn key(&self, index: u32) -> Key {
+        let mut key = Key {
+            words: [0; KEY_WORDS_MAX],
+            len: self.key_words,
+        };
+        key.words[..self.key_words].copy_from_slice(&self.entry(index)[..self.key_words]);
+        // INVARIANT: `key_words` is at most `KEY_WORDS_MAX`.
+        key
+    }
+
+    fn next(&self, index: u32) -> u32 {
+        self.entry(index)[self.key_words]
+    }
+
+    fn set_next(&mut self, index: u32, next: u32) {
+        let at = self.key_words;
+        self.entry_mut(index)[at] = next;
     }
 
     /// Whether `digest` was already recorded for `pcr`.
     pub(crate) fn contains(&self, pcr: u32, digest: &[u8]) -> bool {
-        self.find(&Key::new(pcr, digest))
+        if self.buckets == 0 {
+            return false;
+        }
+        let key = Key::new(pcr, digest, self.key_words);
+        let mut index = self.head(self.bucket(key.hash()));
+        while index != NONE {
+            if self.entry(index)[..self.key_words] == *key.words() {
+                return true;
+            }
+            index = self.next(index);
+        }
+        false
     }
 
     /// Makes room for the key of `digest` for `pcr`, which must not be in
@@ -176,20 +219,20 @@ impl DigestTable {
         if self.len >= NONE as usize {
             return Err(ENOMEM);
         }
-        if self.len == self.entries.len() * ENTRIES_PER_BLOCK {
-            let unused = Entry {
-                key: Key::new(0, &[]),
-                next: NONE,
-            };
-            let block = KVec::from_elem(unused, ENTRIES_PER_BLOCK, GFP_KERNEL)?;
+        if self.len == 0 {
+            // INVARIANT: The first key sets the length of all.
+            self.key_words = key_words(digest.len());
+        }
+        if self.len == self.entries.len() * self.per_block() {
+            let block = KVec::from_elem(0, WORDS_PER_BLOCK, GFP_KERNEL)?;
             self.entries.push(block, GFP_KERNEL)?;
         }
-        if self.buckets == self.heads.len() * HEADS_PER_BLOCK {
-            let block = KVec::from_elem(NONE, HEADS_PER_BLOCK, GFP_KERNEL)?;
+        if self.buckets == self.heads.len() * WORDS_PER_BLOCK {
+            let block = KVec::from_elem(NONE, WORDS_PER_BLOCK, GFP_KERNEL)?;
             self.heads.push(block, GFP_KERNEL)?;
         }
         // INVARIANT: Both kinds of blocks have room for one more.
-        Ok(Slot(Key::new(pcr, digest)))
+        Ok(Slot(Key::new(pcr, digest, self.key_words)))
     }
 
     /// Adds a bucket: bucket 0 to an empty table, else the buddy of bucket
@@ -206,15 +249,15 @@ impl DigestTable {
         let mut index = self.head(old);
         self.set_head(old, NONE);
         while index != NONE {
-            let entry = *self.entry(index);
-            let to = if entry.key.hash() & (1u64 << self.level) != 0 {
+            let next = self.next(index);
+            let to = if self.key(index).hash() & (1u64 << self.level) != 0 {
                 new
             } else {
                 old
             };
-            self.entry_mut(index).next = self.head(to);
+            self.set_next(index, self.head(to));
             self.set_head(to, index);
-            index = entry.next;
+            index = next;
         }
         self.split += 1;
         if self.split == 1 << self.level {
@@ -234,7 +277,10 @@ impl DigestTable {
         // CAST: `reserve` keeps `len` below `NONE`.
         let index = self.len as u32;
         let next = self.head(bucket);
-        *self.entry_mut(index) = Entry { key, next };
+        let at = self.key_words;
+        let entry = self.entry_mut(index);
+        entry[..at].copy_from_slice(key.words());
+        entry[at] = next;
         self.set_head(bucket, index);
         self.len += 1;
         if self.len > self.buckets {
@@ -268,34 +314,38 @@ mod tests {
         assert!(table.contains(10, &digest(1, 0, 1)));
         assert!(!table.contains(11, &digest(1, 0, 1)));
         // The last byte a key keeps tells digests apart.
-        assert!(!table.contains(10, &digest(1, KEY_DIGEST - 1, 2)));
+        assert!(!table.contains(10, &digest(1, KEY_DIGEST_MAX - 1, 2)));
         // Bytes past it do not.
-        assert!(table.contains(10, &digest(1, KEY_DIGEST, 2)));
-        // A SHA-1 digest is padded: its own 20 bytes decide.
+        assert!(table.contains(10, &digest(1, KEY_DIGEST_MAX, 2)));
+        assert_eq!(table.key_words, KEY_WORDS_MAX);
+
+        // A SHA-1 table keeps whole SHA-1 digests, in entries of 7 words.
+        let mut table = DigestTable::new();
         insert(&mut table, 10, &[3; 20])?;
         assert!(table.contains(10, &[3; 20]));
         assert!(!table.contains(10, &digest(3, 19, 4)[..20]));
+        assert_eq!((table.key_words, table.per_block()), (6, 146));
         Ok(())
     }
 
     /// The digest of key `i`: its bytes, then zeroes.
-    fn numbered(i: u32) -> [u8; 20] {
-        let mut d = [0; 20];
+    fn numbered(i: u32) -> [u8; 48] {
+        let mut d = [0; 48];
         d[..4].copy_from_slice(&i.to_le_bytes());
         d
     }
 
-    /// Keys inserted across many bucket splits and several blocks of both
-    /// kinds stay found, each once, and others are not.
-    #[test]
-    fn keys_found_across_growth() -> Result {
+    /// Keys of `len`-byte digests inserted across many bucket splits and
+    /// several blocks of both kinds stay found, each once, and others are
+    /// not.
+    fn keys_found_across_growth(len: usize) -> Result {
         const KEYS: u32 = 5000;
         let mut table = DigestTable::new();
         for i in 0..KEYS {
-            insert(&mut table, 10, &numbered(i))?;
+            insert(&mut table, 10, &numbered(i)[..len])?;
             // The newest key, and the first, after each split.
-            assert!(table.contains(10, &numbered(i)));
-            assert!(table.contains(10, &numbered(0)));
+            assert!(table.contains(10, &numbered(i)[..len]));
+            assert!(table.contains(10, &numbered(0)[..len]));
         }
         assert_eq!(table.len, KEYS as usize);
         assert_eq!(table.buckets, KEYS as usize);
@@ -305,15 +355,25 @@ mod tests {
             let mut index = table.head(bucket);
             while index != NONE {
                 chained += 1;
-                index = table.entry(index).next;
+                index = table.next(index);
             }
         }
         assert_eq!(chained, KEYS);
         for i in 0..KEYS {
-            assert!(table.contains(10, &numbered(i)));
-            assert!(!table.contains(11, &numbered(i)));
+            assert!(table.contains(10, &numbered(i)[..len]));
+            assert!(!table.contains(11, &numbered(i)[..len]));
         }
-        assert!(!table.contains(10, &numbered(KEYS)));
+        assert!(!table.contains(10, &numbered(KEYS)[..len]));
         Ok(())
+    }
+
+    #[test]
+    fn sha1_keys_found_across_growth() -> Result {
+        keys_found_across_growth(20)
+    }
+
+    #[test]
+    fn sha384_keys_found_across_growth() -> Result {
+        keys_found_across_growth(48)
     }
 }
