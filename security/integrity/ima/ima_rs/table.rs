@@ -59,7 +59,7 @@ impl Key {
         let digest = &digest[..digest.len().min((len - 1) * size_of::<u32>())];
         for (word, bytes) in words[1..].iter_mut().zip(digest.chunks(size_of::<u32>())) {
             let mut b = [0; size_of::<u32>()];
-            b[..bytes.len()].copy_from_slice(bytes);
+            copy(&mut b, bytes);
             *word = u32::from_ne_bytes(b);
         }
         // INVARIANT: The callers pass at most `KEY_WORDS_MAX` words, and
@@ -76,6 +76,17 @@ impl Key {
         // SAFETY: `words` is `size_of_val(words)` readable bytes; the
         // function only reads them.
         unsafe { ima_rs_key_hash(words.as_ptr().cast(), core::mem::size_of_val(words)) }
+    }
+}
+
+/// Copies `from` into the start of `to`, which is at least as long.
+///
+/// `copy_from_slice()` of slices whose lengths are known only at run time
+/// ends in a call to its length-mismatch panic, which objtool (x86_64) does
+/// not know never returns: it warns that the function falls through.
+fn copy<T: Copy>(to: &mut [T], from: &[T]) {
+    for (to, from) in to.iter_mut().zip(from) {
+        *to = *from;
     }
 }
 
@@ -181,7 +192,7 @@ impl DigestTable {
             words: [0; KEY_WORDS_MAX],
             len: self.key_words,
         };
-        key.words[..self.key_words].copy_from_slice(&self.entry(index)[..self.key_words]);
+        copy(&mut key.words, &self.entry(index)[..self.key_words]);
         // INVARIANT: `key_words` is at most `KEY_WORDS_MAX`.
         key
     }
@@ -279,7 +290,7 @@ impl DigestTable {
         let next = self.head(bucket);
         let at = self.key_words;
         let entry = self.entry_mut(index);
-        entry[..at].copy_from_slice(key.words());
+        copy(entry, key.words());
         entry[at] = next;
         self.set_head(bucket, index);
         self.len += 1;
