@@ -5,7 +5,9 @@
 # A, the read of _staged, D and N with the worst add latency during each
 # and, to compare it with, the worst of as many adds right after each
 # (guest/ima-bench.c). Adds go to one file on a ramfs (measured by the tcb
-# policy), rewritten with a new content per record.
+# policy), rewritten with a new content per record. A read figure is the
+# second of two passes over the list (ima-bench prints the first as
+# first_seconds).
 #   bench.sh RESULTS_DIR PATH(c|rust) ROUNDS SIZE...
 # With a TPM (swtpm) it measures the rate of adds, whose every extend is a
 # TPM command, and the memory per record (IMA keeps a digest per bank the

@@ -310,7 +310,7 @@ fi_injected() {
 # add_refused_for_memory FUNCTION N: N new files are read by one task whose
 # allocations fail where their call chain runs through FUNCTION. At least
 # one add must be refused for memory (where FUNCTION allocates on every
-# add, all are; a Rust list allocates a chunk every 508 records, and from
+# add, all are; a Rust list allocates a chunk every 507 records, and from
 # the first refused add on the rest fail at the same position). A refused
 # record must be missing and every other there once, IMA must log
 # cause=ENOMEM, and a read without faults must then leave every file's
@@ -396,7 +396,7 @@ add_enomem_checks() {
 		add_refused_for_memory ima_list_add 3
 	echo "INFO add_enomem: $(paste -sd ' ' "$SCRATCH/check.out")"
 	[ "$KPATH" = rust ] || return 0
-	# A push allocates only for the first position of a chunk (508): 520
+	# A push allocates only for the first position of a chunk (507): 520
 	# files reach one, and every add from there on is refused.
 	check add_enomem_chunk "an add whose list chunk cannot be allocated (under RecordList::push) leaves no record; the next read adds it once" \
 		add_refused_for_memory '_R*6ima_rs4list*10RecordList4push' 520

@@ -201,12 +201,55 @@ size_t ima_rs_record_binary_size(const struct ima_rs_record *r)
 }
 
 /*
+ * ima_rs_record_show_binary - write a record in the binary list format
+ * @m: the seq_file written
+ * @r: the record
+ *
+ * The binary list holds each template field as its length and data, as the
+ * record does, except for the "ima" template and with ima_canonical_fmt:
+ * then the fields are written in another form or the numbers converted.
+ * Otherwise the record's fields are written at once: the bytes that
+ * ima_measurements_show_entry() writes field by field.
+ *
+ * Return: whether the record was written; if not, it is to be formatted by
+ * ima_measurements_show_entry().
+ */
+static bool ima_rs_record_show_binary(struct seq_file *m,
+				      const struct ima_rs_record *r)
+{
+	const struct ima_template_desc *desc = r->desc;
+	const char *name = desc->name[0] ? desc->name : desc->fmt;
+	unsigned int algo_idx = ima_measurements_algo_idx(m);
+	const u8 *fields = ima_rs_record_slot(r, ima_rs_num_slots());
+	const u8 *end = fields;
+	u32 namelen;
+	int i;
+
+	if (ima_canonical_fmt || !strcmp(name, IMA_TEMPLATE_IMA_NAME))
+		return false;
+
+	for (i = 0; i < desc->num_fields; i++)
+		end += sizeof(u32) + get_unaligned((const u32 *)end);
+	namelen = strlen(name);
+	seq_write(m, &r->pcr, sizeof(r->pcr));
+	seq_write(m, ima_rs_record_slot(r, algo_idx),
+		  ima_algo_array[algo_idx].digest_size);
+	seq_write(m, &namelen, sizeof(namelen));
+	seq_write(m, name, namelen);
+	seq_write(m, &r->template_data_len, sizeof(r->template_data_len));
+	seq_write(m, fields, end - fields);
+	return true;
+}
+
+/*
  * ima_rs_record_show - hand a record to IMA's formatting code
  * @m: the seq_file written
  * @r: the record
  * @show: the formatting
  *
- * @show gets a C entry on the stack whose fields point into @r and whose
+ * The binary format is written straight from the record when it can be
+ * (ima_rs_record_show_binary()). Otherwise @show gets a C entry on the
+ * stack whose fields point into @r and whose
  * digests are copied from it: what the formatting reads of an entry. They
  * are set field by field, not zeroed first (CONFIG_INIT_STACK_ALL_ZERO
  * would zero every local): this runs once per record read, and the bytes
@@ -228,6 +271,10 @@ static int ima_rs_record_show(struct seq_file *m,
 	struct tpm_digest digests[IMA_RS_SLOTS_MAX] __uninitialized;
 	const u8 *p = r->data;
 	unsigned int i;
+
+	if (show == ima_measurements_show_entry &&
+	    ima_rs_record_show_binary(m, r))
+		return 0;
 
 	if (WARN_ON_ONCE(ima_rs_num_slots() > IMA_RS_SLOTS_MAX ||
 			 r->desc->num_fields > IMA_TEMPLATE_NUM_FIELDS_MAX))
@@ -253,16 +300,21 @@ static int ima_rs_record_show(struct seq_file *m,
 /**
  * ima_list_seq_show - format the record of a cursor
  * @m: the seq_file written
- * @v: a cursor: a record
+ * @v: a cursor of the Rust list
  * @show: the formatting
  *
- * Return: what @show returns.
+ * Return: what @show returns, or SEQ_SKIP for a record that a delete has
+ * taken out of the list since the cursor reached it.
  */
 int ima_list_seq_show(struct seq_file *m, void *v,
 		      int (*show)(struct seq_file *m,
 				  struct ima_template_entry *e))
 {
-	return ima_rs_record_show(m, v, show);
+	const struct ima_rs_record *r = ima_rs_cursor_record(v);
+
+	if (!r)
+		return SEQ_SKIP;
+	return ima_rs_record_show(m, r, show);
 }
 
 /**

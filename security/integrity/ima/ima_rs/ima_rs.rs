@@ -141,32 +141,67 @@ extern "C" fn ima_list_binary_size(list: u32) -> c_ulong {
     c_ulong::try_from(size).unwrap_or(c_ulong::MAX)
 }
 
-/// The record at position `pos` of the current (or staged) list, for the
-/// seq_file readers, or NULL past the end. The caller holds
-/// `rcu_read_lock()` for as long as it uses the record.
-#[no_mangle]
-extern "C" fn ima_list_seq_start(staged: bool, pos: i64) -> *mut RecordData {
-    let (Some(state), Ok(pos)) = (queue::state(), usize::try_from(pos)) else {
-        return core::ptr::null_mut();
-    };
-    let list = if staged {
+/// The list a seq_file reads: the current or the staged one.
+fn seq_list(staged: bool) -> Option<&'static list::RecordList> {
+    let state = queue::state()?;
+    Some(if staged {
         state.staged()
     } else {
         state.current()
-    };
-    // Nested in the caller's: the record stays valid until the caller's
-    // read-side critical section ends.
-    let rcu = rcu::read_lock();
-    list.get(&rcu, pos).map_or(core::ptr::null_mut(), |record| {
-        core::ptr::from_ref(record).cast_mut()
     })
 }
 
-/// The record after `_prev`, at position `pos`: looked up by position like
-/// the first, see [`ima_list_seq_start`].
+/// A cursor at position `pos` of the current (or staged) list, for the
+/// seq_file readers, or NULL past the end. The caller holds
+/// `rcu_read_lock()` for as long as it uses the cursor.
 #[no_mangle]
-extern "C" fn ima_list_seq_next(staged: bool, _prev: *mut c_void, pos: i64) -> *mut RecordData {
-    ima_list_seq_start(staged, pos)
+extern "C" fn ima_list_seq_start(staged: bool, pos: i64) -> *mut c_void {
+    let (Some(list), Ok(pos)) = (seq_list(staged), usize::try_from(pos)) else {
+        return core::ptr::null_mut();
+    };
+    // Nested in the caller's: the cursor stays valid until the caller's
+    // read-side critical section ends.
+    let rcu = rcu::read_lock();
+    list.cursor(&rcu, pos)
+        .map_or(core::ptr::null_mut(), list::Cursor::into_raw)
+}
+
+/// The cursor after `prev`, a step from it; `_pos` is where the seq_file
+/// counts it.
+///
+/// # Safety
+///
+/// `prev` must be a cursor of the same list from [`ima_list_seq_start`] or
+/// [`ima_list_seq_next`], in the caller's RCU read-side critical section.
+#[no_mangle]
+unsafe extern "C" fn ima_list_seq_next(staged: bool, prev: *mut c_void, _pos: i64) -> *mut c_void {
+    let Some(list) = seq_list(staged) else {
+        return core::ptr::null_mut();
+    };
+    let rcu = rcu::read_lock();
+    // SAFETY: The caller passes a cursor made in its read-side critical
+    // section, in which this one is nested.
+    let prev = unsafe { list::Cursor::from_raw(&rcu, prev) };
+    list.next(&rcu, prev)
+        .map_or(core::ptr::null_mut(), list::Cursor::into_raw)
+}
+
+/// The record at `cursor`, for `ima_list_seq_show()` (`glue.c`), or NULL if
+/// a cut has taken it out of the list since the cursor reached it.
+///
+/// # Safety
+///
+/// `cursor` must be a cursor from [`ima_list_seq_start`] or
+/// [`ima_list_seq_next`], in the caller's RCU read-side critical section,
+/// which the caller holds for as long as it uses the record.
+#[no_mangle]
+unsafe extern "C" fn ima_rs_cursor_record(cursor: *mut c_void) -> *const RecordData {
+    let rcu = rcu::read_lock();
+    // SAFETY: As required above.
+    let cursor = unsafe { list::Cursor::from_raw(&rcu, cursor) };
+    cursor
+        .record()
+        .map_or(core::ptr::null(), core::ptr::from_ref)
 }
 
 /// Admits an open of a measurement file by the current task, for writing

@@ -7,7 +7,8 @@
 //! XArray holds by `position / CHUNK`; the live records are those at
 //! `[head, tail)`. Finding the record at a position, which every `read()` of
 //! a measurement file does first, is a lookup instead of a walk from the head
-//! of a linked list, and cutting the first N records or all of them only
+//! of a linked list; a reader then goes on from record to record with a
+//! [`Cursor`], a step within a chunk. Cutting the first N records or all of them only
 //! moves `head`: the records cut off are freed later, outside the extend
 //! lock, by [`Cut::free`], which takes their bytes off the list's binary size
 //! as it frees them. A chunk whose positions have all been cut leaves the
@@ -18,21 +19,24 @@
 //! Appending and cutting take the extend lock's guard, so that they are
 //! ordered with each other and with the TPM extend. Readers take nothing but
 //! an RCU read-side critical section and, for a lookup, the XArray's
-//! spinlock, so they never wait for a TPM extend. Every access to a chunk in
-//! the XArray is made with the XArray's spinlock held. [`Cut::free`] frees
+//! spinlock, so they never wait for a TPM extend. Writers change a chunk in
+//! the XArray only with the XArray's spinlock held; readers load its record
+//! pointers, which are atomic, with or without it. [`Cut::free`] frees
 //! chunks and records only after an RCU grace period, without waiting for
-//! it: a record a reader found stays valid until its RCU read-side critical
-//! section ends, whatever the writers do meanwhile. A reader that looks up a
-//! position that is being cut may find nothing there and take it for the
-//! end of the list; `ima_fs.c` keeps the seq_file readers and the commands
-//! apart anyway.
+//! it: a chunk or a record a reader found stays valid until its RCU
+//! read-side critical section ends, whatever the writers do meanwhile. A
+//! reader at a position that is being cut may still find the record there,
+//! or nothing: a lookup takes nothing for the end of the list, a cursor
+//! skips it. `ima_fs.c` keeps the seq_file readers and the commands apart
+//! anyway.
 
 use crate::{
     entry::{Record, RecordData},
     queue::ExtendGuard,
 };
 use core::{
-    mem::size_of,
+    ffi::c_void,
+    mem::{align_of, size_of},
     ops::Range,
     ptr::{null_mut, NonNull},
 };
@@ -48,11 +52,17 @@ use kernel::{
     xarray::{AllocKind, XArray},
 };
 
-/// Positions per chunk: as many record pointers as fit in 4 KiB beside the
-/// chunk's two counters and its RCU callback head.
-pub(crate) const CHUNK: usize =
-    (4096 - 2 * size_of::<Atomic<usize>>() - size_of::<bindings::callback_head>())
-        / size_of::<*mut RecordData>();
+/// Bytes of a chunk, and its alignment (`Chunk`'s `align` must be this).
+const CHUNK_BYTES: usize = 4096;
+
+/// Positions per chunk: as many record pointers as fit in [`CHUNK_BYTES`]
+/// beside the chunk's first position, its two counters and its RCU callback
+/// head.
+pub(crate) const CHUNK: usize = (CHUNK_BYTES
+    - size_of::<usize>()
+    - 2 * size_of::<Atomic<usize>>()
+    - size_of::<bindings::callback_head>())
+    / size_of::<*mut RecordData>();
 
 /// Records taken out of a chunk per hold of the XArray lock, which appends
 /// take too: a cut that leaves a chunk partly live is freed without holding
@@ -67,25 +77,31 @@ const BATCH: usize = 64;
 ///   From then on it holds a record from [`Record::into_raw`], which the
 ///   chunk owns, until a [`Cut`] takes the record out and leaves null, or
 ///   the chunk is freed with it.
+/// - `first` is the position of `records[0]`, a multiple of `CHUNK`.
 /// - `taken` is the number of positions that cuts have taken, with their
 ///   records or not; when it reaches `CHUNK` the chunk leaves the XArray
 ///   and is freed, with the records left in it, after an RCU grace period.
 /// - `bytes` is the sum of [`RecordData::binary_size`] over the records in
 ///   `records`.
-/// - While the chunk is in the XArray, its fields are accessed only with
-///   the XArray lock held.
+/// - While the chunk is in the XArray, its fields change only with the
+///   XArray lock held.
+/// - A chunk is aligned to its size, so that the chunk of a slot in
+///   `records` is found from the slot's address (see [`Cursor`]).
+#[repr(C, align(4096))]
 struct Chunk {
     records: [Atomic<*mut RecordData>; CHUNK],
+    first: usize,
     taken: Atomic<usize>,
     bytes: Atomic<usize>,
     rcu: Opaque<bindings::callback_head>,
 }
 
-kernel::static_assert!(size_of::<Chunk>() <= 4096);
+kernel::static_assert!(size_of::<Chunk>() == CHUNK_BYTES);
+kernel::static_assert!(align_of::<Chunk>() == CHUNK_BYTES);
 
 // SAFETY: A chunk of zero bytes holds null pointers (an `Atomic<T>` has the
-// representation of `T`), counts of zero and an RCU head that `call_rcu()`
-// has not been given.
+// representation of `T`), a first position and counts of zero, and an RCU
+// head that `call_rcu()` has not been given.
 unsafe impl Zeroable for Chunk {}
 
 // SAFETY: A chunk owns its records, which may be sent to any thread (see
@@ -205,7 +221,12 @@ impl RecordList {
         // The first position of a chunk brings the chunk; allocated before
         // the XArray lock is taken.
         let new_chunk = match tail % CHUNK {
-            0 => Some(KBox::<Chunk>::init(pin_init::init_zeroed(), GFP_KERNEL)?),
+            0 => {
+                let mut chunk = KBox::<Chunk>::init(pin_init::init_zeroed(), GFP_KERNEL)?;
+                // INVARIANT: `tail` is a multiple of `CHUNK`.
+                chunk.first = tail;
+                Some(chunk)
+            }
             _ => None,
         };
         let mut chunks = self.chunks.lock();
@@ -240,21 +261,55 @@ impl RecordList {
         Ok(())
     }
 
-    /// The record at `pos` (counted from the first live record), valid as
-    /// long as the RCU read-side critical section of `_rcu`.
-    pub(crate) fn get<'a>(&'a self, _rcu: &'a rcu::Guard, pos: usize) -> Option<&'a RecordData> {
+    /// A cursor at `pos` (counted from the first live record), valid as long
+    /// as the RCU read-side critical section of `rcu`.
+    pub(crate) fn cursor<'a>(&'a self, rcu: &'a rcu::Guard, pos: usize) -> Option<Cursor<'a>> {
         let index = self.head.load(Acquire).checked_add(pos)?;
+        self.cursor_at(rcu, index)
+    }
+
+    /// A cursor at the position `index`, if below `tail`.
+    fn cursor_at<'a>(&'a self, _rcu: &'a rcu::Guard, index: usize) -> Option<Cursor<'a>> {
+        // The acquire pairs with the release in `push()`: the slot of every
+        // position below this `tail`, and the record in it, are seen filled.
         if index >= self.tail.load(Acquire) {
             return None;
         }
-        let record = self.chunks.lock().get(index / CHUNK)?.records[index % CHUNK].load(Relaxed);
-        // SAFETY: `index` was below `tail` and the chunk was in `chunks`, so
-        // the slot, unless a cut took the record out, held a record, which
-        // was either live or is freed after a grace period that starts once
-        // `head` moved past it: after the load of `head` above, made in the
-        // RCU read-side critical section of `_rcu`, which therefore ends
-        // first.
-        NonNull::new(record).map(|record| unsafe { &*record.as_ptr() })
+        let chunks = self.chunks.lock();
+        let chunk = NonNull::from(chunks.get(index / CHUNK)?);
+        drop(chunks);
+        // SAFETY: The chunk was in `chunks`, so it is freed, if ever, after
+        // a grace period that starts once it has left the XArray: after the
+        // lookup above, made in the RCU read-side critical section of
+        // `_rcu`, which therefore ends first.
+        let chunk = unsafe { chunk.as_ref() };
+        // INVARIANT: `index` is below `tail` and in `chunk`, which stays
+        // allocated during the critical section of `_rcu`.
+        Some(Cursor {
+            chunk,
+            slot: index % CHUNK,
+        })
+    }
+
+    /// A cursor at the position after `cursor`'s, a step within a chunk.
+    pub(crate) fn next<'a>(
+        &'a self,
+        rcu: &'a rcu::Guard,
+        cursor: Cursor<'a>,
+    ) -> Option<Cursor<'a>> {
+        let index = cursor.chunk.first + cursor.slot + 1;
+        if cursor.slot + 1 == CHUNK {
+            return self.cursor_at(rcu, index);
+        }
+        // Acquire: as in `cursor_at()`.
+        if index >= self.tail.load(Acquire) {
+            return None;
+        }
+        // INVARIANT: `index` is below `tail`, in the same chunk as `cursor`.
+        Some(Cursor {
+            chunk: cursor.chunk,
+            slot: cursor.slot + 1,
+        })
     }
 
     /// The records, in order, including those appended while it runs.
@@ -262,7 +317,8 @@ impl RecordList {
         &'a self,
         rcu: &'a rcu::Guard,
     ) -> impl Iterator<Item = &'a RecordData> + 'a {
-        (0..).map_while(move |pos| self.get(rcu, pos))
+        core::iter::successors(self.cursor(rcu, 0), move |&cursor| self.next(rcu, cursor))
+            .filter_map(|cursor| cursor.record())
     }
 
     /// Cuts the first `n` records off the list in O(1), or none if there
@@ -308,6 +364,64 @@ impl PinnedDrop for RecordList {
             positions: head..tail,
         }
         .free();
+    }
+}
+
+/// Where a reader is in a list: a position's slot in its chunk.
+///
+/// A cursor goes to C as the address of the slot, from which
+/// [`Cursor::from_raw`] finds the chunk: chunks are aligned to their size.
+///
+/// # Invariants
+///
+/// `chunk.first + slot` was below the list's `tail` when the cursor was
+/// made, and `chunk` stays allocated for `'a`, an RCU read-side critical
+/// section in which it was found in the list's XArray.
+#[derive(Clone, Copy)]
+pub(crate) struct Cursor<'a> {
+    chunk: &'a Chunk,
+    slot: usize,
+}
+
+impl<'a> Cursor<'a> {
+    /// The record at the cursor, unless a cut has taken it out of the list.
+    pub(crate) fn record(self) -> Option<&'a RecordData> {
+        let record = self.chunk.records[self.slot].load(Relaxed);
+        // SAFETY: The position is below `tail`, so the slot, unless a cut
+        // took the record out, holds a record, which a cut frees only after
+        // a grace period that starts once the record has left the slot:
+        // after the load above, made in the RCU read-side critical section
+        // of `'a`, which therefore ends first.
+        NonNull::new(record).map(|record| unsafe { &*record.as_ptr() })
+    }
+
+    /// The cursor as C keeps it: the address of its slot.
+    pub(crate) fn into_raw(self) -> *mut c_void {
+        core::ptr::from_ref(&self.chunk.records[self.slot])
+            .cast_mut()
+            .cast()
+    }
+
+    /// Takes back a cursor given to C with [`Cursor::into_raw`].
+    ///
+    /// # Safety
+    ///
+    /// `raw` must come from [`Cursor::into_raw`] in the RCU read-side
+    /// critical section that `_rcu` is nested in, still running.
+    pub(crate) unsafe fn from_raw(_rcu: &'a rcu::Guard, raw: *mut c_void) -> Self {
+        let offset = raw as usize % CHUNK_BYTES;
+        let chunk = raw.cast::<u8>().wrapping_sub(offset).cast::<Chunk>();
+        // SAFETY: By the safety requirements `raw` is the address of a slot
+        // of a chunk that stays allocated during the critical section, and
+        // chunks are aligned to `CHUNK_BYTES`: `chunk` is its start, the
+        // address of `records[0]` (`repr(C)`).
+        let chunk = unsafe { &*chunk };
+        // INVARIANT: The slot and the chunk are those of a cursor made in
+        // the critical section, which has not ended.
+        Self {
+            chunk,
+            slot: offset / size_of::<Atomic<*mut RecordData>>(),
+        }
     }
 }
 

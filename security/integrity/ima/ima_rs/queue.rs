@@ -334,7 +334,7 @@ mod tests {
         assert_eq!(extends, 3);
         assert_eq!(state.current().len(), 3);
         assert_eq!(&fills(state.current())?[..], &[1, 2, 3]);
-        assert!(state.current().get(&rcu::read_lock(), 3).is_none());
+        assert!(state.current().cursor(&rcu::read_lock(), 3).is_none());
         let sizes = binary_size(1) + binary_size(2) + binary_size(3);
         assert_eq!(state.current().binary_size(), sizes);
         assert_eq!(state.since_boot(), (3, sizes));
@@ -647,7 +647,8 @@ mod tests {
         }
         assert_eq!(state.stage(), Ok(()));
         let rcu = rcu::read_lock();
-        let record = state.staged().get(&rcu, records - 1).ok_or(ENOENT)?;
+        let cursor = state.staged().cursor(&rcu, records - 1).ok_or(ENOENT)?;
+        let record = cursor.record().ok_or(ENOENT)?;
         let (deleter, finished, flag) = (state.clone(), done.clone(), deleted.clone());
         unbound_queue().try_spawn(GFP_ATOMIC, move || {
             let _ = deleter.delete_staged(false);
