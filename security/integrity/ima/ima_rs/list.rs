@@ -255,7 +255,7 @@ impl RecordList {
         chunk.bytes.add(size, Relaxed);
         drop(chunks);
         self.size.add(size, Relaxed);
-        // The release pairs with the acquire in `len()` and `get()`: a
+        // The release pairs with the acquire in `len()` and `cursor_at()`: a
         // reader that sees the new `tail` sees the slot filled.
         self.tail.store(tail + 1, Release);
         Ok(())
