@@ -166,22 +166,23 @@ size_t ima_rs_digest_size(void)
 }
 
 /* The seed of the digest table's hash, drawn at its first use. */
-static siphash_key_t ima_rs_key_seed;
+static hsiphash_key_t ima_rs_key_seed;
 
 /**
  * ima_rs_key_hash - hash a key of the Rust digest table
  * @key: the key's bytes
  * @len: their number
  *
- * Keyed with a secret seed, so that whoever chooses the measured files
- * cannot choose template digests that fall into one bucket.
+ * hsiphash, the kernel's hash table function, keyed with a secret seed,
+ * so that whoever chooses the measured files cannot choose template
+ * digests that fall into one bucket. The hash stays in the kernel.
  *
  * Return: the hash.
  */
-u64 ima_rs_key_hash(const void *key, size_t len)
+u32 ima_rs_key_hash(const void *key, size_t len)
 {
 	get_random_once(&ima_rs_key_seed, sizeof(ima_rs_key_seed));
-	return siphash(key, len, &ima_rs_key_seed);
+	return hsiphash(key, len, &ima_rs_key_seed);
 }
 
 /**

@@ -154,13 +154,14 @@ impl State {
         if queue.suspended {
             return Err(AddError::Suspended);
         }
-        let (pcr, digest) = (record.pcr(), record.digest());
-        let known = use_table && queue.table.contains(pcr, digest);
+        let key = use_table.then(|| queue.table.key(record.pcr(), record.digest()));
+        let known = key.as_ref().is_some_and(|key| queue.table.contains(key));
         if known && !violation {
             return Err(AddError::Duplicate);
         }
-        let slot: Option<Slot> = (use_table && !known)
-            .then(|| queue.table.reserve(pcr, digest))
+        let slot: Option<Slot> = key
+            .filter(|_| !known)
+            .map(|key| queue.table.reserve(key))
             .transpose()
             .map_err(|_| AddError::NoMemory)?;
         let size = record.binary_size();

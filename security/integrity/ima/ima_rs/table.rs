@@ -16,14 +16,19 @@
 //!
 //! Keys are never removed (`ima_flush_htable` replaces the whole table), so
 //! they are stored in the order they come, packed in 4 KiB blocks, and found
-//! through a hash table of 32-bit key indexes that grows by linear hashing:
+//! through a hash table of 32-bit key handles that grows by linear hashing:
 //! each insertion splits at most one bucket, so no insertion rehashes the
-//! table, and there is a bucket per key. A key then costs its entry (the
-//! key and the index of the next key of its bucket: 28 bytes with SHA-1, 40
-//! with SHA-256 or longer) and its bucket's 4-byte head, which is what a
-//! deleted record costs. The hash is SipHash with a secret seed (`glue.c`):
-//! template digests are chosen by whoever chooses the measured files, and
-//! must not be able to fill one bucket.
+//! table, and there is a bucket per key. A handle is a key's block and its
+//! slot in the block, so that finding a key's entry takes a shift and a
+//! mask, not a division. A key's entry keeps its hash, so that a split
+//! moves keys without hashing them again and a lookup compares a key's
+//! words only when the hashes agree. A key then costs its entry (the hash,
+//! the handle of the next key of its bucket and the key: 32 bytes with
+//! SHA-1, 44 with SHA-256 or longer) and its bucket's 4-byte head, which is
+//! what a deleted record costs. The hash is hsiphash, the kernel's hash
+//! table function, with a secret seed (`glue.c`): template digests are
+//! chosen by whoever chooses the measured files, and must not be able to
+//! fill one bucket.
 
 use core::{ffi::c_void, mem::size_of};
 use kernel::prelude::*;
@@ -36,19 +41,21 @@ const KEY_WORDS_MAX: usize = 1 + KEY_DIGEST_MAX / size_of::<u32>();
 
 /// What duplicate lookup compares: the PCR, then the template digest in
 /// IMA's hash algorithm cut to the table's key length or padded with
-/// zeroes to it, in 32-bit words.
+/// zeroes to it, in 32-bit words; and the hash of those words.
 ///
 /// # Invariants
 ///
-/// `len` is at most [`KEY_WORDS_MAX`]; the words past it are zero.
+/// `len` is at most [`KEY_WORDS_MAX`]; the words past it are zero. `hash`
+/// is the hash of the first `len` words.
 #[derive(Clone, Copy)]
-struct Key {
+pub(crate) struct Key {
     words: [u32; KEY_WORDS_MAX],
     len: usize,
+    hash: u32,
 }
 
 extern "C" {
-    fn ima_rs_key_hash(key: *const c_void, len: usize) -> u64;
+    fn ima_rs_key_hash(key: *const c_void, len: usize) -> u32;
 }
 
 impl Key {
@@ -62,20 +69,17 @@ impl Key {
             copy(&mut b, bytes);
             *word = u32::from_ne_bytes(b);
         }
-        // INVARIANT: The callers pass at most `KEY_WORDS_MAX` words, and
-        // only words below `len` were set.
-        Self { words, len }
+        let words_len = core::mem::size_of_val(&words[..len]);
+        // SAFETY: `words` has at least `words_len` readable bytes; the
+        // function only reads them.
+        let hash = unsafe { ima_rs_key_hash(words.as_ptr().cast(), words_len) };
+        // INVARIANT: The callers pass at most `KEY_WORDS_MAX` words, only
+        // words below `len` were set, and they were hashed.
+        Self { words, len, hash }
     }
 
     fn words(&self) -> &[u32] {
         &self.words[..self.len]
-    }
-
-    fn hash(&self) -> u64 {
-        let words = self.words();
-        // SAFETY: `words` is `size_of_val(words)` readable bytes; the
-        // function only reads them.
-        unsafe { ima_rs_key_hash(words.as_ptr().cast(), core::mem::size_of_val(words)) }
     }
 }
 
@@ -95,8 +99,21 @@ fn key_words(digest_len: usize) -> usize {
     1 + digest_len.min(KEY_DIGEST_MAX).div_ceil(size_of::<u32>())
 }
 
-/// No key: the end of a bucket's chain.
+/// No key: the end of a bucket's chain. Not a handle: its slot is
+/// [`SLOTS_MAX`].
 const NONE: u32 = u32::MAX;
+
+/// Bits of a handle that hold the key's slot in its block; the others hold
+/// the block.
+const SLOT_BITS: u32 = 8;
+const SLOTS_MAX: usize = (1 << SLOT_BITS) - 1;
+const BLOCKS_MAX: usize = 1 << (u32::BITS - SLOT_BITS);
+
+/// Where an entry keeps its key's hash, the handle of the next key of its
+/// bucket, and the key's words.
+const HASH: usize = 0;
+const NEXT: usize = 1;
+const WORDS: usize = 2;
 
 /// Bytes of a block of entries or of bucket heads: one slab object each.
 const BLOCK: usize = 4096;
@@ -112,13 +129,17 @@ pub(crate) struct Slot(Key);
 /// # Invariants
 ///
 /// - Every key has `key_words` words, 0 before the first key is reserved.
-///   The entry of a key is its words and then the index of the next key of
-///   its bucket, or [`NONE`]: `key_words + 1` words.
-/// - `entries` holds `len` entries, `per_block()` a block, the entry of key
-///   index `i` the `i % per_block()`-th of block `i / per_block()`; every
-///   block holds [`WORDS_PER_BLOCK`] words, those past `len` unused.
-/// - `heads` holds the first key index of each of the `buckets` buckets,
-///   or [`NONE`], [`WORDS_PER_BLOCK`] a block, the same way.
+///   The entry of a key is its hash, the handle of the next key of its
+///   bucket or [`NONE`], and its words: `WORDS + key_words` words.
+///   `per_block` entries fit in a block, at most [`SLOTS_MAX`] (0 before
+///   the first key).
+/// - `entries` holds `len` entries, `per_block` a block: the `i`-th key is
+///   in slot `i % per_block` of block `i / per_block`, and its handle is
+///   the block shifted left by [`SLOT_BITS`] plus the slot. There are at
+///   most [`BLOCKS_MAX`] blocks; each holds [`WORDS_PER_BLOCK`] words,
+///   those past `len` entries unused.
+/// - `heads` holds the handle of the first key of each of the `buckets`
+///   buckets, or [`NONE`], [`WORDS_PER_BLOCK`] a block.
 /// - A key is in the chain of bucket [`DigestTable::bucket`] of its hash.
 /// - `buckets` is 0 with no key, `(1 << level) + split` with
 ///   `split < 1 << level` otherwise, and at least `len`.
@@ -128,6 +149,7 @@ pub(crate) struct DigestTable {
     entries: KVec<KVec<u32>>,
     heads: KVec<KVec<u32>>,
     key_words: usize,
+    per_block: usize,
     len: usize,
     buckets: usize,
     level: u32,
@@ -141,6 +163,7 @@ impl DigestTable {
             entries: KVec::new(),
             heads: KVec::new(),
             key_words: 0,
+            per_block: 0,
             len: 0,
             buckets: 0,
             level: 0,
@@ -148,14 +171,22 @@ impl DigestTable {
         }
     }
 
-    /// Entries a block holds.
-    fn per_block(&self) -> usize {
-        WORDS_PER_BLOCK / (self.key_words + 1)
+    /// The key of `digest` for `pcr` in this table, to be looked up or
+    /// reserved before the table changes: the first key of an empty table
+    /// sets the length of all.
+    pub(crate) fn key(&self, pcr: u32, digest: &[u8]) -> Key {
+        let len = if self.len == 0 {
+            key_words(digest.len())
+        } else {
+            self.key_words
+        };
+        Key::new(pcr, digest, len)
     }
 
     /// The bucket of the keys of hash `hash`: the hash's `level` low bits,
     /// or one more bit for the buckets already split in this round.
-    fn bucket(&self, hash: u64) -> usize {
+    fn bucket(&self, hash: u32) -> usize {
+        let hash = u64::from(hash);
         let low = (hash & ((1u64 << self.level) - 1)) as usize;
         if low < self.split {
             (hash & ((2u64 << self.level) - 1)) as usize
@@ -168,73 +199,59 @@ impl DigestTable {
         self.heads[bucket / WORDS_PER_BLOCK][bucket % WORDS_PER_BLOCK]
     }
 
-    fn set_head(&mut self, bucket: usize, index: u32) {
-        self.heads[bucket / WORDS_PER_BLOCK][bucket % WORDS_PER_BLOCK] = index;
+    fn set_head(&mut self, bucket: usize, handle: u32) {
+        self.heads[bucket / WORDS_PER_BLOCK][bucket % WORDS_PER_BLOCK] = handle;
     }
 
-    /// The entry of key index `index`: its key's words, then the next index.
-    fn entry(&self, index: u32) -> &[u32] {
-        let (i, stride) = (index as usize, self.key_words + 1);
-        let at = i % self.per_block() * stride;
-        &self.entries[i / self.per_block()][at..at + stride]
+    /// Where the entry of the key of handle `handle` is: its block, and
+    /// its first word in the block.
+    fn place(&self, handle: u32) -> (usize, usize) {
+        let (block, slot) = (handle >> SLOT_BITS, handle as usize & SLOTS_MAX);
+        (block as usize, slot * (WORDS + self.key_words))
     }
 
-    fn entry_mut(&mut self, index: u32) -> &mut [u32] {
-        let (i, stride) = (index as usize, self.key_words + 1);
-        let at = i % self.per_block() * stride;
-        let block = i / self.per_block();
+    /// The entry of the key of handle `handle`.
+    fn entry(&self, handle: u32) -> &[u32] {
+        let (block, at) = self.place(handle);
+        &self.entries[block][at..at + WORDS + self.key_words]
+    }
+
+    fn entry_mut(&mut self, handle: u32) -> &mut [u32] {
+        let (block, at) = self.place(handle);
+        let stride = WORDS + self.key_words;
         &mut self.entries[block][at..at + stride]
     }
 
-    /// The key of the entry of key index `index`.
-    fn key(&self, index: u32) -> Key {
-        let mut key = Key {
-            words: [0; KEY_WORDS_MAX],
-            len: self.key_words,
-        };
-        copy(&mut key.words, &self.entry(index)[..self.key_words]);
-        // INVARIANT: `key_words` is at most `KEY_WORDS_MAX`.
-        key
-    }
-
-    fn next(&self, index: u32) -> u32 {
-        self.entry(index)[self.key_words]
-    }
-
-    fn set_next(&mut self, index: u32, next: u32) {
-        let at = self.key_words;
-        self.entry_mut(index)[at] = next;
-    }
-
-    /// Whether `digest` was already recorded for `pcr`.
-    pub(crate) fn contains(&self, pcr: u32, digest: &[u8]) -> bool {
+    /// Whether `key` is known.
+    pub(crate) fn contains(&self, key: &Key) -> bool {
         if self.buckets == 0 {
             return false;
         }
-        let key = Key::new(pcr, digest, self.key_words);
-        let mut index = self.head(self.bucket(key.hash()));
-        while index != NONE {
-            if self.entry(index)[..self.key_words] == *key.words() {
+        let mut handle = self.head(self.bucket(key.hash));
+        while handle != NONE {
+            let entry = self.entry(handle);
+            if entry[HASH] == key.hash && entry[WORDS..] == *key.words() {
                 return true;
             }
-            index = self.next(index);
+            handle = entry[NEXT];
         }
         false
     }
 
-    /// Makes room for the key of `digest` for `pcr`, which must not be in
-    /// the table, and returns it, to be inserted by [`DigestTable::insert`]
-    /// before the table is changed otherwise.
-    pub(crate) fn reserve(&mut self, pcr: u32, digest: &[u8]) -> Result<Slot> {
-        // Key indexes are `u32`, `NONE` excluded.
-        if self.len >= NONE as usize {
-            return Err(ENOMEM);
-        }
+    /// Makes room for `key`, which must not be in the table, and returns
+    /// it, to be inserted by [`DigestTable::insert`] before the table is
+    /// changed otherwise.
+    pub(crate) fn reserve(&mut self, key: Key) -> Result<Slot> {
         if self.len == 0 {
             // INVARIANT: The first key sets the length of all.
-            self.key_words = key_words(digest.len());
+            self.key_words = key.len;
+            self.per_block = (WORDS_PER_BLOCK / (WORDS + key.len)).min(SLOTS_MAX);
         }
-        if self.len == self.entries.len() * self.per_block() {
+        if self.len == self.entries.len() * self.per_block {
+            // Handles are `u32`.
+            if self.entries.len() == BLOCKS_MAX {
+                return Err(ENOMEM);
+            }
             let block = KVec::from_elem(0, WORDS_PER_BLOCK, GFP_KERNEL)?;
             self.entries.push(block, GFP_KERNEL)?;
         }
@@ -243,7 +260,7 @@ impl DigestTable {
             self.heads.push(block, GFP_KERNEL)?;
         }
         // INVARIANT: Both kinds of blocks have room for one more.
-        Ok(Slot(Key::new(pcr, digest, self.key_words)))
+        Ok(Slot(key))
     }
 
     /// Adds a bucket: bucket 0 to an empty table, else the buddy of bucket
@@ -257,18 +274,20 @@ impl DigestTable {
             return;
         }
         let old = self.split;
-        let mut index = self.head(old);
+        let mut handle = self.head(old);
         self.set_head(old, NONE);
-        while index != NONE {
-            let next = self.next(index);
-            let to = if self.key(index).hash() & (1u64 << self.level) != 0 {
+        while handle != NONE {
+            let entry = self.entry(handle);
+            let next = entry[NEXT];
+            let to = if u64::from(entry[HASH]) & (1u64 << self.level) != 0 {
                 new
             } else {
                 old
             };
-            self.set_next(index, self.head(to));
-            self.set_head(to, index);
-            index = next;
+            let head = self.head(to);
+            self.entry_mut(handle)[NEXT] = head;
+            self.set_head(to, handle);
+            handle = next;
         }
         self.split += 1;
         if self.split == 1 << self.level {
@@ -284,15 +303,17 @@ impl DigestTable {
             self.add_bucket();
         }
         let key = slot.0;
-        let bucket = self.bucket(key.hash());
-        // CAST: `reserve` keeps `len` below `NONE`.
-        let index = self.len as u32;
+        let bucket = self.bucket(key.hash);
+        let (block, in_block) = (self.len / self.per_block, self.len % self.per_block);
+        // CAST: `reserve` keeps the blocks below `BLOCKS_MAX`, and a slot is
+        // below `SLOTS_MAX`.
+        let handle = ((block as u32) << SLOT_BITS) | in_block as u32;
         let next = self.head(bucket);
-        let at = self.key_words;
-        let entry = self.entry_mut(index);
-        copy(entry, key.words());
-        entry[at] = next;
-        self.set_head(bucket, index);
+        let entry = self.entry_mut(handle);
+        entry[HASH] = key.hash;
+        entry[NEXT] = next;
+        copy(&mut entry[WORDS..], key.words());
+        self.set_head(bucket, handle);
         self.len += 1;
         if self.len > self.buckets {
             self.add_bucket();
@@ -312,30 +333,34 @@ mod tests {
     }
 
     fn insert(table: &mut DigestTable, pcr: u32, digest: &[u8]) -> Result {
-        let slot = table.reserve(pcr, digest)?;
+        let slot = table.reserve(table.key(pcr, digest))?;
         table.insert(slot);
         Ok(())
+    }
+
+    fn known(table: &DigestTable, pcr: u32, digest: &[u8]) -> bool {
+        table.contains(&table.key(pcr, digest))
     }
 
     #[test]
     fn keys_per_pcr_and_digest() -> Result {
         let mut table = DigestTable::new();
-        assert!(!table.contains(10, &digest(1, 0, 1)));
+        assert!(!known(&table, 10, &digest(1, 0, 1)));
         insert(&mut table, 10, &digest(1, 0, 1))?;
-        assert!(table.contains(10, &digest(1, 0, 1)));
-        assert!(!table.contains(11, &digest(1, 0, 1)));
+        assert!(known(&table, 10, &digest(1, 0, 1)));
+        assert!(!known(&table, 11, &digest(1, 0, 1)));
         // The last byte a key keeps tells digests apart.
-        assert!(!table.contains(10, &digest(1, KEY_DIGEST_MAX - 1, 2)));
+        assert!(!known(&table, 10, &digest(1, KEY_DIGEST_MAX - 1, 2)));
         // Bytes past it do not.
-        assert!(table.contains(10, &digest(1, KEY_DIGEST_MAX, 2)));
+        assert!(known(&table, 10, &digest(1, KEY_DIGEST_MAX, 2)));
         assert_eq!(table.key_words, KEY_WORDS_MAX);
 
-        // A SHA-1 table keeps whole SHA-1 digests, in entries of 7 words.
+        // A SHA-1 table keeps whole SHA-1 digests, in entries of 8 words.
         let mut table = DigestTable::new();
         insert(&mut table, 10, &[3; 20])?;
-        assert!(table.contains(10, &[3; 20]));
-        assert!(!table.contains(10, &digest(3, 19, 4)[..20]));
-        assert_eq!((table.key_words, table.per_block()), (6, 146));
+        assert!(known(&table, 10, &[3; 20]));
+        assert!(!known(&table, 10, &digest(3, 19, 4)[..20]));
+        assert_eq!((table.key_words, table.per_block), (6, 128));
         Ok(())
     }
 
@@ -347,34 +372,43 @@ mod tests {
     }
 
     /// Keys of `len`-byte digests inserted across many bucket splits and
-    /// several blocks of both kinds stay found, each once, and others are
-    /// not.
+    /// several blocks of both kinds stay found, each once and in the bucket
+    /// of the hash of its words, and others are not.
     fn keys_found_across_growth(len: usize) -> Result {
         const KEYS: u32 = 5000;
         let mut table = DigestTable::new();
         for i in 0..KEYS {
             insert(&mut table, 10, &numbered(i)[..len])?;
             // The newest key, and the first, after each split.
-            assert!(table.contains(10, &numbered(i)[..len]));
-            assert!(table.contains(10, &numbered(0)[..len]));
+            assert!(known(&table, 10, &numbered(i)[..len]));
+            assert!(known(&table, 10, &numbered(0)[..len]));
         }
         assert_eq!(table.len, KEYS as usize);
         assert_eq!(table.buckets, KEYS as usize);
         assert!(table.heads.len() > 1 && table.entries.len() > 1);
         let mut chained = 0;
         for bucket in 0..table.buckets {
-            let mut index = table.head(bucket);
-            while index != NONE {
+            let mut handle = table.head(bucket);
+            while handle != NONE {
+                let entry = table.entry(handle);
+                let words = &entry[WORDS..];
+                // SAFETY: `words` is `size_of_val(words)` readable bytes;
+                // the function only reads them.
+                let hash = unsafe {
+                    ima_rs_key_hash(words.as_ptr().cast(), core::mem::size_of_val(words))
+                };
+                assert_eq!(entry[HASH], hash);
+                assert_eq!(table.bucket(hash), bucket);
                 chained += 1;
-                index = table.next(index);
+                handle = entry[NEXT];
             }
         }
         assert_eq!(chained, KEYS);
         for i in 0..KEYS {
-            assert!(table.contains(10, &numbered(i)[..len]));
-            assert!(!table.contains(11, &numbered(i)[..len]));
+            assert!(known(&table, 10, &numbered(i)[..len]));
+            assert!(!known(&table, 11, &numbered(i)[..len]));
         }
-        assert!(!table.contains(10, &numbered(KEYS)[..len]));
+        assert!(!known(&table, 10, &numbered(KEYS)[..len]));
         Ok(())
     }
 
