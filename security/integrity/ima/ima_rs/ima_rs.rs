@@ -61,8 +61,10 @@ extern "C" fn ima_list_init() -> c_int {
 /// [`State::add`].
 ///
 /// Returns 0 with the TPM's result in `*tpm_result`, having freed `entry`,
-/// or `-ENODEV` (measurement suspended), `-EEXIST` (known digest) or
-/// `-ENOMEM`, in which cases the caller still owns `entry`.
+/// or `-ENODEV` (measurement suspended), `-EEXIST` (known digest),
+/// `-ENOMEM`, or `-EINVAL` for a template digest of another length than the
+/// first one's (one boot has one hash algorithm: never), in which cases the
+/// caller still owns `entry`.
 ///
 /// # Safety
 ///

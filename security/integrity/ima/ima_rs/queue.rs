@@ -9,7 +9,7 @@ use crate::{
     entry::Record,
     list::RecordList,
     mediation::{Users, Writer},
-    table::{DigestTable, Slot},
+    table::{DigestTable, Key, Slot},
 };
 use kernel::{
     new_mutex,
@@ -83,8 +83,9 @@ pub(crate) enum AddError {
     Suspended,
     /// The digest is known for this PCR (`-EEXIST`).
     Duplicate,
-    /// No memory (`-ENOMEM`).
-    NoMemory,
+    /// The digest table or the list could not take the record: no memory
+    /// (`-ENOMEM`), or a key of another length than the table's (`-EINVAL`).
+    Failed(Error),
 }
 
 impl From<AddError> for Error {
@@ -92,7 +93,7 @@ impl From<AddError> for Error {
         match e {
             AddError::Suspended => ENODEV,
             AddError::Duplicate => EEXIST,
-            AddError::NoMemory => ENOMEM,
+            AddError::Failed(e) => e,
         }
     }
 }
@@ -150,11 +151,11 @@ impl State {
         use_table: bool,
         extend: impl FnOnce() -> c_int,
     ) -> Result<c_int, AddError> {
+        let key = use_table.then(|| Key::new(record.pcr(), record.digest()));
         let mut queue = self.queue.lock();
         if queue.suspended {
             return Err(AddError::Suspended);
         }
-        let key = use_table.then(|| queue.table.key(record.pcr(), record.digest()));
         let known = key.as_ref().is_some_and(|key| queue.table.contains(key));
         if known && !violation {
             return Err(AddError::Duplicate);
@@ -163,11 +164,11 @@ impl State {
             .filter(|_| !known)
             .map(|key| queue.table.reserve(key))
             .transpose()
-            .map_err(|_| AddError::NoMemory)?;
+            .map_err(AddError::Failed)?;
         let size = record.binary_size();
         self.current()
             .push(&queue, record)
-            .map_err(|_| AddError::NoMemory)?;
+            .map_err(AddError::Failed)?;
         if let Some(slot) = slot {
             queue.table.insert(slot);
         }

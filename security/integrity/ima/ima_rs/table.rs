@@ -12,7 +12,9 @@
 //! SHA-256 digest; with a SHA-384 or SHA-512 template digest, two events
 //! count as one only if their digests agree on 256 bits, a collision as
 //! hard to find as one of SHA-256. A boot has one template hash algorithm,
-//! so the first key sets the length of every key of a table.
+//! so a key's length follows from the digest's alone, and a key can be
+//! made, and hashed, before the table is locked; the first key of a table
+//! sets the length of all its keys.
 //!
 //! Keys are never removed (`ima_flush_htable` replaces the whole table), so
 //! they are stored in the order they come, packed in 4 KiB blocks, and found
@@ -40,13 +42,13 @@ const KEY_DIGEST_MAX: usize = 32;
 const KEY_WORDS_MAX: usize = 1 + KEY_DIGEST_MAX / size_of::<u32>();
 
 /// What duplicate lookup compares: the PCR, then the template digest in
-/// IMA's hash algorithm cut to the table's key length or padded with
-/// zeroes to it, in 32-bit words; and the hash of those words.
+/// IMA's hash algorithm, cut to [`KEY_DIGEST_MAX`] bytes and padded with
+/// zeroes to whole 32-bit words; and the hash of those words.
 ///
 /// # Invariants
 ///
 /// `len` is at most [`KEY_WORDS_MAX`]; the words past it are zero. `hash`
-/// is the hash of the first `len` words.
+/// is the [`hash`] of the first `len` words.
 #[derive(Clone, Copy)]
 pub(crate) struct Key {
     words: [u32; KEY_WORDS_MAX],
@@ -58,23 +60,29 @@ extern "C" {
     fn ima_rs_key_hash(key: *const c_void, len: usize) -> u32;
 }
 
+/// The hash of the words of a key.
+fn hash(words: &[u32]) -> u32 {
+    // SAFETY: `words` is `size_of_val(words)` readable bytes; the function
+    // only reads them.
+    unsafe { ima_rs_key_hash(words.as_ptr().cast(), core::mem::size_of_val(words)) }
+}
+
 impl Key {
-    /// The key of `digest` for `pcr`, of `len` words.
-    fn new(pcr: u32, digest: &[u8], len: usize) -> Self {
+    /// The key of `digest` for `pcr`.
+    pub(crate) fn new(pcr: u32, digest: &[u8]) -> Self {
+        let digest = &digest[..digest.len().min(KEY_DIGEST_MAX)];
+        let len = 1 + digest.len().div_ceil(size_of::<u32>());
         let mut words = [0; KEY_WORDS_MAX];
         words[0] = pcr;
-        let digest = &digest[..digest.len().min((len - 1) * size_of::<u32>())];
         for (word, bytes) in words[1..].iter_mut().zip(digest.chunks(size_of::<u32>())) {
             let mut b = [0; size_of::<u32>()];
             copy(&mut b, bytes);
             *word = u32::from_ne_bytes(b);
         }
-        let words_len = core::mem::size_of_val(&words[..len]);
-        // SAFETY: `words` has at least `words_len` readable bytes; the
-        // function only reads them.
-        let hash = unsafe { ima_rs_key_hash(words.as_ptr().cast(), words_len) };
-        // INVARIANT: The callers pass at most `KEY_WORDS_MAX` words, only
-        // words below `len` were set, and they were hashed.
+        let hash = hash(&words[..len]);
+        // INVARIANT: With at most `KEY_DIGEST_MAX` bytes of digest, `len` is
+        // at most `KEY_WORDS_MAX`; only words below it were set, and they
+        // were hashed.
         Self { words, len, hash }
     }
 
@@ -92,11 +100,6 @@ fn copy<T: Copy>(to: &mut [T], from: &[T]) {
     for (to, from) in to.iter_mut().zip(from) {
         *to = *from;
     }
-}
-
-/// The words of the key of a digest of `digest_len` bytes.
-fn key_words(digest_len: usize) -> usize {
-    1 + digest_len.min(KEY_DIGEST_MAX).div_ceil(size_of::<u32>())
 }
 
 /// No key: the end of a bucket's chain. Not a handle: its slot is
@@ -171,18 +174,6 @@ impl DigestTable {
         }
     }
 
-    /// The key of `digest` for `pcr` in this table, to be looked up or
-    /// reserved before the table changes: the first key of an empty table
-    /// sets the length of all.
-    pub(crate) fn key(&self, pcr: u32, digest: &[u8]) -> Key {
-        let len = if self.len == 0 {
-            key_words(digest.len())
-        } else {
-            self.key_words
-        };
-        Key::new(pcr, digest, len)
-    }
-
     /// The bucket of the keys of hash `hash`: the hash's `level` low bits,
     /// or one more bit for the buckets already split in this round.
     fn bucket(&self, hash: u32) -> usize {
@@ -222,7 +213,8 @@ impl DigestTable {
         &mut self.entries[block][at..at + stride]
     }
 
-    /// Whether `key` is known.
+    /// Whether `key` is known. A key of another length than the table's
+    /// never is.
     pub(crate) fn contains(&self, key: &Key) -> bool {
         if self.buckets == 0 {
             return false;
@@ -240,12 +232,15 @@ impl DigestTable {
 
     /// Makes room for `key`, which must not be in the table, and returns
     /// it, to be inserted by [`DigestTable::insert`] before the table is
-    /// changed otherwise.
+    /// changed otherwise. A key of another length than the table's first
+    /// is refused (`EINVAL`): a boot has one template hash algorithm.
     pub(crate) fn reserve(&mut self, key: Key) -> Result<Slot> {
         if self.len == 0 {
             // INVARIANT: The first key sets the length of all.
             self.key_words = key.len;
             self.per_block = (WORDS_PER_BLOCK / (WORDS + key.len)).min(SLOTS_MAX);
+        } else if key.len != self.key_words {
+            return Err(EINVAL);
         }
         if self.len == self.entries.len() * self.per_block {
             // Handles are `u32`.
@@ -333,13 +328,13 @@ mod tests {
     }
 
     fn insert(table: &mut DigestTable, pcr: u32, digest: &[u8]) -> Result {
-        let slot = table.reserve(table.key(pcr, digest))?;
+        let slot = table.reserve(Key::new(pcr, digest))?;
         table.insert(slot);
         Ok(())
     }
 
     fn known(table: &DigestTable, pcr: u32, digest: &[u8]) -> bool {
-        table.contains(&table.key(pcr, digest))
+        table.contains(&Key::new(pcr, digest))
     }
 
     #[test]
@@ -361,6 +356,10 @@ mod tests {
         assert!(known(&table, 10, &[3; 20]));
         assert!(!known(&table, 10, &digest(3, 19, 4)[..20]));
         assert_eq!((table.key_words, table.per_block), (6, 128));
+        // A key of another length is neither found nor taken.
+        assert!(!known(&table, 10, &digest(3, 0, 3)));
+        let other = Key::new(10, &digest(3, 0, 3));
+        assert!(matches!(table.reserve(other), Err(EINVAL)));
         Ok(())
     }
 
@@ -391,14 +390,8 @@ mod tests {
             let mut handle = table.head(bucket);
             while handle != NONE {
                 let entry = table.entry(handle);
-                let words = &entry[WORDS..];
-                // SAFETY: `words` is `size_of_val(words)` readable bytes;
-                // the function only reads them.
-                let hash = unsafe {
-                    ima_rs_key_hash(words.as_ptr().cast(), core::mem::size_of_val(words))
-                };
-                assert_eq!(entry[HASH], hash);
-                assert_eq!(table.bucket(hash), bucket);
+                assert_eq!(entry[HASH], hash(&entry[WORDS..]));
+                assert_eq!(table.bucket(entry[HASH]), bucket);
                 chained += 1;
                 handle = entry[NEXT];
             }
