@@ -3,7 +3,8 @@
 # Guest side of scripts/bench: for each round and list size, kernel memory
 # per live and per deleted record, whole-list read times, and the times of
 # A, the read of _staged, D and N with the worst add latency during each
-# and, to compare it with, the worst of as many adds right after each
+# and, to compare it with, the worst of as many adds right after each and
+# the longest stall of a thread that only reads the clock for a second
 # (guest/ima-bench.c). Adds go to one file on a ramfs (measured by the tcb
 # policy), rewritten with a new content per record. A read figure is the
 # second of two passes over the list (ima-bench prints the first as
@@ -105,6 +106,14 @@ one_size() {
 			fi
 		done
 	done
+	# The guest's own stalls, for the worst add latencies below.
+	if [ "$flush" = n ]; then
+		if bench_run stall 1; then
+			figure "$r" "$n" stall_us "$(field worst_us "$OUT")"
+		else
+			figure "$r" "$n" stall_us ""
+		fi
+	fi
 	if ! bench_run stage "$FILE"; then
 		figure "$r" "$n" "A_s$suffix" ""
 		return

@@ -18,8 +18,13 @@
  *                                    records (rewriting FILE) and times each
  *   ima-bench delete FILE            as a writer of the current list: N with
  *                                    N = the number of records, likewise
+ *   ima-bench stall SECONDS          the longest a thread that only reads
+ *                                    the clock went without running, over
+ *                                    SECONDS: what the guest alone does to
+ *                                    the latency of anything in it
  *
- * Every result is one line of KEY=VALUE words after a tag (FILL, READ, CMD);
+ * Every result is one line of KEY=VALUE words after a tag (FILL, READ, CMD,
+ * STALL);
  * anything that goes wrong prints "ERROR ..." and exits 1: scripts/bench
  * reports that figure as failed, never as a number.
  */
@@ -292,6 +297,24 @@ static void timed_command(const char *file, int fd, const char *name,
 	       a.worst_before / 1e3, a.after, a.worst_after / 1e3);
 }
 
+/*
+ * Reads the clock for SECONDS and prints the longest gap between two reads:
+ * an add can take that long with no command, and no list, involved.
+ */
+static void stall(double seconds)
+{
+	unsigned long long t, prev = now_ns(), end, worst = 0;
+
+	end = prev + (unsigned long long)(seconds * 1e9);
+	do {
+		t = now_ns();
+		if (t - prev > worst)
+			worst = t - prev;
+		prev = t;
+	} while (t < end);
+	printf("STALL seconds=%.3f worst_us=%.0f\n", seconds, worst / 1e3);
+}
+
 static int open_writer(const char *path)
 {
 	int fd = open(path, O_RDWR);
@@ -338,8 +361,12 @@ int main(int argc, char **argv)
 		timed_command(argv[2], fd, "N", cmd);
 		printf("INFO deleted the first %ld records\n", n);
 		close(fd);
+	} else if (argc == 3 && !strcmp(argv[1], "stall")) {
+		if (!(atof(argv[2]) > 0))
+			die("bad duration %s", argv[2]);
+		stall(atof(argv[2]));
 	} else {
-		fprintf(stderr, "usage: ima-bench fill FILE N | read binary|ascii BUFSIZE | stage FILE | delete FILE\n");
+		fprintf(stderr, "usage: ima-bench fill FILE N | read binary|ascii BUFSIZE | stage FILE | delete FILE | stall SECONDS\n");
 		return 2;
 	}
 	return 0;
