@@ -1530,8 +1530,15 @@ static void *reader_thread(void *arg)
 	pathf(p, sizeof(p), "%s/runtime_measurements_count", opt.dir);
 	rd->cntfd = open(p, O_RDONLY | O_CLOEXEC);
 	while (!stopping()) {
-		if (__atomic_load_n(&sh->writer_waiting, __ATOMIC_RELAXED) &&
-		    rnd_below(&rd->r, 8)) {
+		/*
+		 * Every reader stays out while the writer waits: with one read
+		 * in eight let through, reads as slow as the debug kernel's
+		 * (a quarter of a second each early in a run) kept some list
+		 * file open all the time, and the writer's open got EBUSY for
+		 * 20 s. Reads that began before the writer waited still race
+		 * with its open.
+		 */
+		if (__atomic_load_n(&sh->writer_waiting, __ATOMIC_RELAXED)) {
 			INC(rd_backoff);
 			usleep(300 + rnd_below(&rd->r, 700));
 			continue;
