@@ -26,7 +26,8 @@
  * struct ima_rs_record - a measurement record of the Rust list
  * @desc: its template
  * @pcr: the PCR it extends
- * @template_data_len: the length of its template data in the binary list
+ * @template_data_len: the length of its template data in the binary list,
+ *	the bytes its fields take at the end of @data
  * @data: the digest of each slot of ima_algo_array, of the slot's
  *	digest_size bytes, then each template field's length (u32, unaligned)
  *	and data
@@ -209,10 +210,12 @@ size_t ima_rs_record_binary_size(const struct ima_rs_record *r)
  * The binary list holds each template field as its length and data, as the
  * record does, except for the "ima" template and with ima_canonical_fmt:
  * then the fields are written in another form or the numbers converted.
- * Otherwise the record's fields are written at once: the bytes that
- * ima_measurements_show_entry() writes field by field.
+ * Otherwise the record is written into the seq_file's buffer at once, with
+ * one check of the room left: the bytes that ima_measurements_show_entry()
+ * writes field by field. This runs once per record read.
  *
- * Return: whether the record was written; if not, it is to be formatted by
+ * Return: whether the record was handled (written, or the buffer marked
+ * overflowed); if not, it is to be formatted by
  * ima_measurements_show_entry().
  */
 static bool ima_rs_record_show_binary(struct seq_file *m,
@@ -221,24 +224,42 @@ static bool ima_rs_record_show_binary(struct seq_file *m,
 	const struct ima_template_desc *desc = r->desc;
 	const char *name = desc->name[0] ? desc->name : desc->fmt;
 	unsigned int algo_idx = ima_measurements_algo_idx(m);
-	const u8 *fields = ima_rs_record_slot(r, ima_rs_num_slots());
-	const u8 *end = fields;
+	u32 digest_size = ima_algo_array[algo_idx].digest_size;
+	const u8 *digest = r->data;
+	const u8 *fields = r->data;
 	u32 namelen;
-	int i;
+	size_t size;
+	unsigned int i;
+	char *p;
 
 	if (ima_canonical_fmt || !strcmp(name, IMA_TEMPLATE_IMA_NAME))
 		return false;
 
-	for (i = 0; i < desc->num_fields; i++)
-		end += sizeof(u32) + get_unaligned((const u32 *)end);
+	for (i = 0; i < ima_rs_num_slots(); i++) {
+		if (i == algo_idx)
+			digest = fields;
+		fields += ima_algo_array[i].digest_size;
+	}
 	namelen = strlen(name);
-	seq_write(m, &r->pcr, sizeof(r->pcr));
-	seq_write(m, ima_rs_record_slot(r, algo_idx),
-		  ima_algo_array[algo_idx].digest_size);
-	seq_write(m, &namelen, sizeof(namelen));
-	seq_write(m, name, namelen);
-	seq_write(m, &r->template_data_len, sizeof(r->template_data_len));
-	seq_write(m, fields, end - fields);
+	size = sizeof(r->pcr) + digest_size + sizeof(namelen) + namelen +
+	       sizeof(r->template_data_len) + r->template_data_len;
+	/* As seq_write(): a record that fills the buffer overflows it. */
+	if (seq_get_buf(m, &p) <= size) {
+		seq_commit(m, -1);
+		return true;
+	}
+	put_unaligned(r->pcr, (u32 *)p);
+	p += sizeof(r->pcr);
+	memcpy(p, digest, digest_size);
+	p += digest_size;
+	put_unaligned(namelen, (u32 *)p);
+	p += sizeof(namelen);
+	memcpy(p, name, namelen);
+	p += namelen;
+	put_unaligned(r->template_data_len, (u32 *)p);
+	p += sizeof(r->template_data_len);
+	memcpy(p, fields, r->template_data_len);
+	seq_commit(m, size);
 	return true;
 }
 

@@ -144,6 +144,7 @@ extern "C" fn ima_list_binary_size(list: u32) -> c_ulong {
 }
 
 /// The list a seq_file reads: the current or the staged one.
+#[inline]
 fn seq_list(staged: bool) -> Option<&'static list::RecordList> {
     let state = queue::state()?;
     Some(if staged {

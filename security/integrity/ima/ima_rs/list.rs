@@ -292,6 +292,7 @@ impl RecordList {
     }
 
     /// A cursor at the position after `cursor`'s, a step within a chunk.
+    #[inline]
     pub(crate) fn next<'a>(
         &'a self,
         rcu: &'a rcu::Guard,
@@ -385,6 +386,7 @@ pub(crate) struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     /// The record at the cursor, unless a cut has taken it out of the list.
+    #[inline]
     pub(crate) fn record(self) -> Option<&'a RecordData> {
         let record = self.chunk.records[self.slot].load(Relaxed);
         // SAFETY: The position is below `tail`, so the slot, unless a cut

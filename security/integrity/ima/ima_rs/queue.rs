@@ -73,6 +73,7 @@ pub(crate) fn init() -> Result {
 }
 
 /// The queue, once [`init`] has succeeded (IMA does not run without it).
+#[inline]
 pub(crate) fn state() -> Option<&'static State> {
     STATE.copy()
 }
