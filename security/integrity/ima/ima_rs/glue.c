@@ -206,6 +206,7 @@ size_t ima_rs_record_binary_size(const struct ima_rs_record *r)
  * ima_rs_record_show_binary - write a record in the binary list format
  * @m: the seq_file written
  * @r: the record
+ * @algo_idx: the slot of the digest written (ima_measurements_algo_idx())
  *
  * The binary list holds each template field as its length and data, as the
  * record does, except for the "ima" template and with ima_canonical_fmt:
@@ -219,27 +220,20 @@ size_t ima_rs_record_binary_size(const struct ima_rs_record *r)
  * ima_measurements_show_entry().
  */
 static bool ima_rs_record_show_binary(struct seq_file *m,
-				      const struct ima_rs_record *r)
+				      const struct ima_rs_record *r,
+				      unsigned int algo_idx)
 {
 	const struct ima_template_desc *desc = r->desc;
 	const char *name = desc->name[0] ? desc->name : desc->fmt;
-	unsigned int algo_idx = ima_measurements_algo_idx(m);
 	u32 digest_size = ima_algo_array[algo_idx].digest_size;
-	const u8 *digest = r->data;
-	const u8 *fields = r->data;
+	const u8 *fields = r->data + ima_rs_digests_size();
 	u32 namelen;
 	size_t size;
-	unsigned int i;
 	char *p;
 
 	if (ima_canonical_fmt || !strcmp(name, IMA_TEMPLATE_IMA_NAME))
 		return false;
 
-	for (i = 0; i < ima_rs_num_slots(); i++) {
-		if (i == algo_idx)
-			digest = fields;
-		fields += ima_algo_array[i].digest_size;
-	}
 	namelen = strlen(name);
 	size = sizeof(r->pcr) + digest_size + sizeof(namelen) + namelen +
 	       sizeof(r->template_data_len) + r->template_data_len;
@@ -250,7 +244,7 @@ static bool ima_rs_record_show_binary(struct seq_file *m,
 	}
 	put_unaligned(r->pcr, (u32 *)p);
 	p += sizeof(r->pcr);
-	memcpy(p, digest, digest_size);
+	memcpy(p, ima_rs_record_slot(r, algo_idx), digest_size);
 	p += digest_size;
 	put_unaligned(namelen, (u32 *)p);
 	p += sizeof(namelen);
@@ -271,11 +265,11 @@ static bool ima_rs_record_show_binary(struct seq_file *m,
  *
  * The binary format is written straight from the record when it can be
  * (ima_rs_record_show_binary()). Otherwise @show gets a C entry on the
- * stack whose fields point into @r and whose
- * digests are copied from it: what the formatting reads of an entry. They
- * are set field by field, not zeroed first (CONFIG_INIT_STACK_ALL_ZERO
- * would zero every local): this runs once per record read, and the bytes
- * left unset are never read.
+ * stack whose fields point into @r, and whose digest array holds, in its
+ * slot for the file's algorithm (ima_measurements_algo_idx()), the one
+ * digest that the formatting reads. The view is set field by field, not
+ * zeroed first (CONFIG_INIT_STACK_ALL_ZERO would zero every local): this
+ * runs once per record read, and the bytes left unset are never read.
  *
  * Return: what @show returns.
  */
@@ -291,21 +285,21 @@ static int ima_rs_record_show(struct seq_file *m,
 	} view_u __uninitialized;
 	struct ima_template_entry *view = &view_u.entry;
 	struct tpm_digest digests[IMA_RS_SLOTS_MAX] __uninitialized;
-	const u8 *p = r->data;
+	unsigned int algo_idx = ima_measurements_algo_idx(m);
+	const u8 *p;
 	unsigned int i;
 
 	if (show == ima_measurements_show_entry &&
-	    ima_rs_record_show_binary(m, r))
+	    ima_rs_record_show_binary(m, r, algo_idx))
 		return 0;
 
 	if (WARN_ON_ONCE(ima_rs_num_slots() > IMA_RS_SLOTS_MAX ||
 			 r->desc->num_fields > IMA_TEMPLATE_NUM_FIELDS_MAX))
 		return -EINVAL;
 
-	for (i = 0; i < ima_rs_num_slots(); i++) {
-		memcpy(digests[i].digest, p, ima_algo_array[i].digest_size);
-		p += ima_algo_array[i].digest_size;
-	}
+	memcpy(digests[algo_idx].digest, ima_rs_record_slot(r, algo_idx),
+	       ima_algo_array[algo_idx].digest_size);
+	p = r->data + ima_rs_digests_size();
 	for (i = 0; i < r->desc->num_fields; i++) {
 		view->template_data[i].len = get_unaligned((const u32 *)p);
 		p += sizeof(u32);
