@@ -181,11 +181,10 @@ unsafe extern "C" fn ima_list_seq_next(staged: bool, prev: *mut c_void, _pos: i6
     let Some(list) = seq_list(staged) else {
         return core::ptr::null_mut();
     };
-    let rcu = rcu::read_lock();
     // SAFETY: The caller passes a cursor made in its read-side critical
-    // section, in which this one is nested.
-    let prev = unsafe { list::Cursor::from_raw(&rcu, prev) };
-    list.next(&rcu, prev)
+    // section, which lasts until after this returns.
+    let prev = unsafe { list::Cursor::from_raw(prev) };
+    list.next(prev)
         .map_or(core::ptr::null_mut(), list::Cursor::into_raw)
 }
 
@@ -199,9 +198,9 @@ unsafe extern "C" fn ima_list_seq_next(staged: bool, prev: *mut c_void, _pos: i6
 /// which the caller holds for as long as it uses the record.
 #[no_mangle]
 unsafe extern "C" fn ima_rs_cursor_record(cursor: *mut c_void) -> *const RecordData {
-    let rcu = rcu::read_lock();
-    // SAFETY: As required above.
-    let cursor = unsafe { list::Cursor::from_raw(&rcu, cursor) };
+    // SAFETY: As required above; the record is used in the caller's
+    // read-side critical section.
+    let cursor = unsafe { list::Cursor::from_raw(cursor) };
     cursor
         .record()
         .map_or(core::ptr::null(), core::ptr::from_ref)

@@ -263,13 +263,18 @@ impl RecordList {
 
     /// A cursor at `pos` (counted from the first live record), valid as long
     /// as the RCU read-side critical section of `rcu`.
-    pub(crate) fn cursor<'a>(&'a self, rcu: &'a rcu::Guard, pos: usize) -> Option<Cursor<'a>> {
+    pub(crate) fn cursor<'a>(&'a self, _rcu: &'a rcu::Guard, pos: usize) -> Option<Cursor<'a>> {
         let index = self.head.load(Acquire).checked_add(pos)?;
-        self.cursor_at(rcu, index)
+        // SAFETY: `'a` is the read-side critical section of `_rcu`.
+        unsafe { self.cursor_at(index) }
     }
 
     /// A cursor at the position `index`, if below `tail`.
-    fn cursor_at<'a>(&'a self, _rcu: &'a rcu::Guard, index: usize) -> Option<Cursor<'a>> {
+    ///
+    /// # Safety
+    ///
+    /// `'a` must be within an RCU read-side critical section.
+    unsafe fn cursor_at<'a>(&'a self, index: usize) -> Option<Cursor<'a>> {
         // The acquire pairs with the release in `push()`: the slot of every
         // position below this `tail`, and the record in it, are seen filled.
         if index >= self.tail.load(Acquire) {
@@ -280,27 +285,26 @@ impl RecordList {
         drop(chunks);
         // SAFETY: The chunk was in `chunks`, so it is freed, if ever, after
         // a grace period that starts once it has left the XArray: after the
-        // lookup above, made in the RCU read-side critical section of
-        // `_rcu`, which therefore ends first.
+        // lookup above, made in the RCU read-side critical section that the
+        // caller holds for `'a`, which therefore ends first.
         let chunk = unsafe { chunk.as_ref() };
         // INVARIANT: `index` is below `tail` and in `chunk`, which stays
-        // allocated during the critical section of `_rcu`.
+        // allocated during the critical section of `'a`.
         Some(Cursor {
             chunk,
             slot: index % CHUNK,
         })
     }
 
-    /// A cursor at the position after `cursor`'s, a step within a chunk.
+    /// A cursor at the position after `cursor`'s, a step within a chunk,
+    /// valid in the same RCU read-side critical section.
     #[inline]
-    pub(crate) fn next<'a>(
-        &'a self,
-        rcu: &'a rcu::Guard,
-        cursor: Cursor<'a>,
-    ) -> Option<Cursor<'a>> {
+    pub(crate) fn next<'a>(&'a self, cursor: Cursor<'a>) -> Option<Cursor<'a>> {
         let index = cursor.chunk.first + cursor.slot + 1;
         if cursor.slot + 1 == CHUNK {
-            return self.cursor_at(rcu, index);
+            // SAFETY: By the type invariant of `Cursor`, `'a` is within an
+            // RCU read-side critical section.
+            return unsafe { self.cursor_at(index) };
         }
         // Acquire: as in `cursor_at()`.
         if index >= self.tail.load(Acquire) {
@@ -318,7 +322,7 @@ impl RecordList {
         &'a self,
         rcu: &'a rcu::Guard,
     ) -> impl Iterator<Item = &'a RecordData> + 'a {
-        core::iter::successors(self.cursor(rcu, 0), move |&cursor| self.next(rcu, cursor))
+        core::iter::successors(self.cursor(rcu, 0), move |&cursor| self.next(cursor))
             .filter_map(|cursor| cursor.record())
     }
 
@@ -408,9 +412,9 @@ impl<'a> Cursor<'a> {
     ///
     /// # Safety
     ///
-    /// `raw` must come from [`Cursor::into_raw`] in the RCU read-side
-    /// critical section that `_rcu` is nested in, still running.
-    pub(crate) unsafe fn from_raw(_rcu: &'a rcu::Guard, raw: *mut c_void) -> Self {
+    /// `raw` must come from [`Cursor::into_raw`] in an RCU read-side
+    /// critical section that lasts for `'a`.
+    pub(crate) unsafe fn from_raw(raw: *mut c_void) -> Self {
         let offset = raw as usize % CHUNK_BYTES;
         let chunk = raw.cast::<u8>().wrapping_sub(offset).cast::<Chunk>();
         // SAFETY: By the safety requirements `raw` is the address of a slot
@@ -419,7 +423,7 @@ impl<'a> Cursor<'a> {
         // address of `records[0]` (`repr(C)`).
         let chunk = unsafe { &*chunk };
         // INVARIANT: The slot and the chunk are those of a cursor made in
-        // the critical section, which has not ended.
+        // the critical section that lasts for `'a`.
         Self {
             chunk,
             slot: offset / size_of::<Atomic<*mut RecordData>>(),
