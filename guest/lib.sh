@@ -59,13 +59,17 @@ check() {
 	[ "$ok" = y ] || sed 's/^/    /' "$SCRATCH/check.out"
 }
 
+# vng's init starts udevd, whose coldplug under emulation goes on for
+# seconds after the guest script starts; each file it reads or runs is a
+# record, added at a moment no check expects: wait for it to end.
+udev_settle() {
+	udevadm settle --timeout=120 || echo "INFO udevadm settle: events still queued after 120 s"
+}
+
 # Run every tool the checks use once, so that measuring them happens
 # before a snapshot of the list and PCR 10, not between the two reads.
 warm_up() {
-	# vng's init starts udevd, whose coldplug under emulation goes on for
-	# seconds after the guest script starts; each file it reads or runs
-	# is a record, added at a moment no check expects.
-	udevadm settle --timeout=120 || echo "INFO udevadm settle: events still queued after 120 s"
+	udev_settle
 	evmctl --help >/dev/null 2>&1 || true
 	python3 -c pass
 	cat /proc/version >/dev/null
